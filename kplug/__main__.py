@@ -1,0 +1,5 @@
+import sys
+
+from kplug.cli import main
+
+sys.exit(main())

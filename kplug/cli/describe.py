@@ -1,0 +1,48 @@
+"""`kplug describe NAME`: a component's parameters, types, defaults, summary and plugin."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from kplug.cli.common import print_json, table
+from kplug.errors import KplugError, unknown_name_message
+
+
+def add_to(subparsers) -> None:
+    parser = subparsers.add_parser("describe", help="show a component's parameters")
+    parser.add_argument("name", help="a registered component name")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from kplug.plugins import registry
+
+    reg = registry()
+    found = reg.find(args.name)
+    if not found:
+        names = sorted({c.name for c in reg.all()})
+        raise KplugError(unknown_name_message("component", args.name, names))
+    if args.json:
+        print_json([c.describe() for c in found])
+        return 0
+    for index, component in enumerate(found):
+        info = component.describe()
+        if index:
+            print()
+        print(f"{info['kind']} {info['name']}  (plugin {info['plugin']}; "
+              f"backends: {', '.join(info['backends'])})")  # fmt: skip
+        if info["summary"]:
+            print(info["summary"])
+        rows = [
+            [p["name"], p["type"], "(required)" if p["required"] else json.dumps(p["default"]),
+             p["description"]]
+            for p in info["parameters"]
+        ]  # fmt: skip
+        if rows:
+            print()
+            print(table(rows, ["parameter", "type", "default", "description"]))
+        else:
+            print("no parameters")
+    return 0

@@ -1,0 +1,161 @@
+"""What component factories return: data, objectives, strategies, compressors, exporters.
+
+These are plain base classes with no heavy imports; plugins subclass them. A split of
+data is either NumPy (`x`, `y`), where `x` may be a dict of arrays, or an unbatched
+`tf.data.Dataset` of `(x, y)` elements; the strategy batches and distributes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kplug.context import RunContext
+
+
+@dataclass
+class DataSpec:
+    """What the architecture and objective need to know about the data.
+
+    Args:
+        input_shape: shape of one example's input, without the batch axis.
+        num_classes: number of target classes (classification).
+        class_names: optional names of the classes.
+        vocabulary_size: token vocabulary size (text).
+        input_dtype: dtype of the inputs (`float32`, `int32`, ...).
+        extras: anything else a plugin wants to pass along (a tokenizer, a pad id).
+    """
+
+    input_shape: tuple[int | None, ...] | None = None
+    num_classes: int | None = None
+    class_names: list[str] | None = None
+    vocabulary_size: int | None = None
+    input_dtype: str = "float32"
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Data:
+    """Splits of a dataset plus its spec.
+
+    Args:
+        train, validation, test: NumPy `(x, y)` tuples or unbatched `tf.data.Dataset`s;
+            validation and test may be None.
+        spec: the `DataSpec`.
+        report: facts for `data_report.json` (counts, cleaning steps).
+    """
+
+    train: Any
+    validation: Any = None
+    test: Any = None
+    spec: DataSpec = field(default_factory=DataSpec)
+    report: dict[str, Any] = field(default_factory=dict)
+
+    def replace(self, **changes: Any) -> Data:
+        return replace(self, **changes)
+
+
+class Objective:
+    """Turns a network into a trainable task model and says how it is judged.
+
+    Attributes:
+        monitor: the metric early stopping and tuning watch (`val_accuracy`, `val_loss`).
+        mode: `max` or `min`, the better direction of `monitor`.
+    """
+
+    monitor = "val_loss"
+    mode = "min"
+
+    def adapt(self, data: Data, ctx: RunContext) -> Data:
+        """Change the data for this objective (masking, shifting, pairing)."""
+        return data
+
+    def build(self, network: Any, ctx: RunContext) -> Any:
+        """Wrap the architecture's network into the Keras model that is trained."""
+        return network
+
+    def compile(self, model: Any, ctx: RunContext) -> None:
+        """Compile `model` with the recipe's optimizer and this objective's loss/metrics."""
+        model.compile(
+            optimizer=ctx.make_optimizer(),
+            loss=self.loss(ctx),
+            metrics=self.metrics(ctx),
+            jit_compile=ctx.recipe.train.jit_compile,
+        )
+
+    def loss(self, ctx: RunContext) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must define loss() or compile()")
+
+    def metrics(self, ctx: RunContext) -> list[Any]:
+        return []
+
+    def report(self, model: Any, data: Data, ctx: RunContext) -> dict[str, Any]:
+        """Extra final figures for metrics.json (e.g. bits per token); optional."""
+        return {}
+
+
+class Strategy:
+    """Where and how training runs: a variable scope, the input pipeline, the loop.
+
+    Attributes:
+        num_replicas: devices that share one global batch.
+        is_chief: whether this process writes the run directory.
+        training_loop: `fit` (Keras `model.fit`) or the name of another loop, for the
+            manifest.
+    """
+
+    num_replicas = 1
+    is_chief = True
+    training_loop = "fit"
+
+    def scope(self) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext()
+
+    def fit(
+        self,
+        model: Any,
+        data: Data,
+        *,
+        batch_size: int,
+        epochs: int,
+        initial_epoch: int = 0,
+        steps_per_epoch: int | None = None,
+        validation_steps: int | None = None,
+        callbacks: list[Any] = (),
+        verbose: Any = "auto",
+        shuffle: bool = True,
+        seed: int = 0,
+    ) -> dict[str, list[float]]:
+        """Train `model` on `data.train`, validating on `data.validation`; the history."""
+        raise NotImplementedError
+
+    def evaluate(
+        self, model: Any, split: Any, *, batch_size: int, steps: int | None = None
+    ) -> dict[str, float]:
+        """Metrics of `model` on one split, by name (`loss`, `accuracy`, ...)."""
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """Facts for the manifest (devices, replicas, loop)."""
+        return {"replicas": self.num_replicas, "training_loop": self.training_loop}
+
+
+class Compressor:
+    """One compression step; `apply` returns the compressed model."""
+
+    def apply(self, model: Any, ctx: RunContext) -> Any:
+        raise NotImplementedError
+
+
+class Exporter:
+    """Writes a model in one format into the run directory."""
+
+    def export(self, model: Any, directory: Path, ctx: RunContext) -> list[Path]:
+        raise NotImplementedError
+
+
+Factory = Callable[..., Any]

@@ -1,0 +1,76 @@
+"""`RunContext`: what a component factory gets besides its config."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kplug.components import Data, DataSpec, Strategy
+    from kplug.recipe import Recipe, Section
+    from kplug.registry import Registry
+    from kplug.rundir import RunDirectory
+
+log = logging.getLogger("kplug")
+
+
+@dataclass
+class RunContext:
+    """One run: its recipe, directory and the components built so far.
+
+    Args:
+        recipe: the validated recipe.
+        registry: the component registry.
+        directory: the run directory (None when only planning or loading data).
+        smoke: a smoke run: every stage, a few steps each; components shorten their
+            own work (fine-tuning epochs, trials) when it is set.
+        argv: the command line, for the manifest.
+    Attributes set by the runner as it goes: `strategy`, `data`, `spec`, `model`.
+    `state` is a free-form dict plugins may share through (a tokenizer, a teacher).
+    """
+
+    recipe: Recipe
+    registry: Registry
+    directory: RunDirectory | None = None
+    smoke: bool = False
+    argv: list[str] = field(default_factory=list)
+    strategy: Strategy | None = None
+    data: Data | None = None
+    model: Any = None
+    state: dict[str, Any] = field(default_factory=dict)
+    log: logging.Logger = field(default=log, repr=False)
+
+    @property
+    def spec(self) -> DataSpec:
+        if self.data is None:
+            raise RuntimeError("the data is not loaded yet; the spec comes from the dataset")
+        return self.data.spec
+
+    @property
+    def seed(self) -> int:
+        return self.recipe.seed
+
+    def build(self, section: Section) -> Any:
+        """Build the component a recipe section names."""
+        component = self.registry.get(section.kind, section.name)
+        return component.factory(section.config, self)
+
+    def make_optimizer(self, **overrides: Any) -> Any:
+        """A fresh Keras optimizer from the recipe's `optimizer:` and `train:` sections;
+        `overrides` replace options (e.g. `learning_rate=2e-4` for a second optimizer)."""
+        from kplug.optimizers import make_optimizer
+
+        return make_optimizer(self, **overrides)
+
+    def steps_per_epoch(self) -> int | None:
+        """Batches in one epoch, when the train split's size is known."""
+        from kplug.splits import count
+
+        if self.recipe.train.steps_per_epoch:
+            return self.recipe.train.steps_per_epoch
+        n = count(self.data.train) if self.data is not None else None
+        if n is None:
+            return None
+        batch = self.recipe.data.options.batch_size
+        return -(-n // batch)

@@ -1,0 +1,172 @@
+"""The kplug plugin contract: every hook a plugin can implement, on one page.
+
+A plugin is a module (or object) with functions decorated by `kplug.hookimpl` whose names
+are hooks below. Hooks are called with keyword arguments only, so an implementation may
+accept any subset of the arguments. Built-in plugins (``plugins/kplug_*``) are loaded
+through the ``kplug`` entry-point group, exactly like third-party distributions.
+
+Registration hooks receive a ``register`` callback::
+
+    register(name, factory, *, config=SomeConfig, summary="...", backends=(...), estimate=None)
+
+- ``name``: how recipes refer to the component; a name registered twice is an error.
+- ``factory(config, ctx)``: builds the component when a run needs it. ``config`` is the
+  validated ``config`` model instance, ``ctx`` the `kplug.RunContext`. Import heavy
+  libraries (TensorFlow, Keras) inside the factory, never at module import time.
+- ``config``: a `kplug.Config` (pydantic) subclass describing the parameters, validated
+  before anything heavy is imported; ``kplug describe NAME`` shows it.
+- ``summary``: one line for ``kplug list``.
+- ``backends``: Keras backends the component works on; empty means all.
+- ``estimate(config, facts) -> dict``: optional, cheap facts for ``kplug plan`` without
+  building anything (a dataset's example counts and shapes, an architecture's parameter
+  count, a strategy's replica count).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from kplug.context import RunContext
+    from kplug.recipe import Recipe
+    from kplug.registry import Register
+
+hookspec = pluggy.HookspecMarker("kplug")
+
+# ---------------------------------------------------------------------------------------
+# Registration: called once, when the registry is first needed.
+# ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def register_datasets(register: Register) -> None:
+    """Register datasets (the recipe's ``data:`` section).
+
+    The factory returns a `kplug.Data`: the train / validation / test splits (NumPy
+    arrays or unbatched ``tf.data.Dataset``) and a `kplug.DataSpec`.
+    """
+
+
+@hookspec
+def register_architectures(register: Register) -> None:
+    """Register architectures (the recipe's ``model:`` section).
+
+    The factory reads ``ctx.spec`` (the data's `DataSpec`) and returns the network: a
+    Keras model, or a dict of Keras models for objectives that need several (a GAN).
+    Architectures build networks only; the objective turns them into a trainable task.
+    """
+
+
+@hookspec
+def register_objectives(register: Register) -> None:
+    """Register objectives (the recipe's ``objective:`` section).
+
+    The factory returns a `kplug.Objective`: it adapts the data (masking, shifting,
+    pairing), wraps the network into the task model and compiles it with its losses and
+    metrics.
+    """
+
+
+@hookspec
+def register_strategies(register: Register) -> None:
+    """Register distribution strategies (the recipe's ``strategy:`` section).
+
+    The factory returns a `kplug.Strategy`: a variable-creation scope, the input pipeline
+    for its replicas and the training loop (``fit`` / ``evaluate``).
+    """
+
+
+@hookspec
+def register_compressors(register: Register) -> None:
+    """Register compression steps (the recipe's ``compression:`` list).
+
+    The factory returns a `kplug.Compressor`, whose ``apply(model, ctx)`` returns the
+    compressed model; steps run in recipe order after evaluation.
+    """
+
+
+@hookspec
+def register_tuners(register: Register) -> None:
+    """Register hyperparameter tuners (the recipe's ``search: {tuner: NAME}``).
+
+    The factory returns an object with ``search(ctx)``, run by ``kplug tune``.
+    """
+
+
+@hookspec
+def register_callbacks(register: Register) -> None:
+    """Register training callbacks (the recipe's ``callbacks:`` list).
+
+    The factory returns a ``keras.callbacks.Callback``, added to the core ones.
+    """
+
+
+@hookspec
+def register_exporters(register: Register) -> None:
+    """Register exporters (the recipe's ``export:`` list).
+
+    The factory returns a `kplug.Exporter`, whose ``export(model, directory, ctx)`` writes
+    files into the run directory and returns their paths.
+    """
+
+
+@hookspec
+def register_commands(register: Register) -> None:
+    """Register ``kplug`` subcommands.
+
+    Here ``factory(parser)`` adds arguments to an ``argparse`` parser and returns the
+    handler, ``handler(args) -> int`` (the exit code); ``config`` is unused. Handlers
+    raise `kplug.KplugError` for bad input.
+    """
+
+
+# ---------------------------------------------------------------------------------------
+# Lifecycle: called by the runner, in this order.
+# ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def recipe_loaded(recipe: Recipe) -> None:
+    """Called after a recipe is loaded and validated, before anything runs.
+
+    Args:
+        recipe: the resolved `kplug.Recipe`; raise `kplug.RecipeError` to refuse it.
+    """
+
+
+@hookspec
+def run_started(run: RunContext) -> None:
+    """Called once the run directory exists and the strategy scope is ready.
+
+    Args:
+        run: the `kplug.RunContext` (recipe, directory, strategy, seed).
+    """
+
+
+@hookspec
+def run_finished(run: RunContext, result: dict[str, Any]) -> None:
+    """Called after the run, successful or not, once the manifest is written.
+
+    Args:
+        run: the `kplug.RunContext`.
+        result: ``{"status": "completed" | "failed" | "interrupted", "metrics": {...}}``.
+    """
+
+
+# ---------------------------------------------------------------------------------------
+# Saved models
+# ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def keras_objects() -> dict[str, Any]:
+    """Custom Keras classes (layers, models, losses) that saved `.keras` files may hold.
+
+    Called before kplug loads a model (`model.init_from`, `kplug generate`, a teacher), so
+    that plugins can import their layer modules lazily.
+
+    Returns:
+        a dict of registered name (as in the saved config) -> class; may be empty.
+    """

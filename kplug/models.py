@@ -1,0 +1,56 @@
+"""Loading saved Keras models, safely."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from kplug.errors import KplugError
+
+SAFE_FORMATS = (".keras",)
+
+
+def custom_objects() -> dict[str, Any]:
+    """Every custom Keras class the loaded plugins declare (the `keras_objects` hook)."""
+    import kplug.schedules  # noqa: F401  (registers WarmupDecay)
+    from kplug.plugins import plugin_manager
+
+    objects: dict[str, Any] = {}
+    for result in plugin_manager().hook.keras_objects():
+        objects.update(result or {})
+    return objects
+
+
+def load_model(path: str | os.PathLike, *, trust: bool = False, compile: bool = True) -> Any:
+    """Load a `.keras` model with `safe_mode=True` unless `trust` (`--trust-model`).
+
+    Raises:
+        KplugError: a missing file, an unsafe format or a model that needs unsafe
+            deserialization (Lambda layers), with the fix.
+    """
+    import keras
+
+    path = Path(path)
+    if path.is_dir() and (path / "model.keras").is_file():
+        path = path / "model.keras"
+    if not path.is_file():
+        raise KplugError(f"model file not found: {path}; give a .keras file or a run directory.")
+    if path.suffix not in SAFE_FORMATS and not trust:
+        raise KplugError(
+            f"{path}: only .keras files are loaded by default; legacy formats (.h5) can run "
+            "code when loaded. Convert it, or pass --trust-model if you trust its source."
+        )
+    try:
+        return keras.saving.load_model(
+            path, custom_objects=custom_objects(), compile=compile, safe_mode=not trust
+        )
+    except ValueError as error:
+        if "safe_mode" in str(error) or "Lambda" in str(error):
+            raise KplugError(
+                f"{path} needs unsafe deserialization (it holds a Lambda layer or Python "
+                "code). Pass --trust-model only if you trust where it came from."
+            ) from None
+        raise KplugError(f"{path}: not a loadable Keras model: {error}") from None
+    except (OSError, EOFError) as error:
+        raise KplugError(f"{path}: not a loadable Keras model: {error}") from None

@@ -1,0 +1,101 @@
+"""The core recipe sections: options every run has, whatever its components."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
+
+from kplug.config import Config
+
+RUN_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
+
+# Keras optimizer identifiers (keras.optimizers.get); checked here so that validation
+# never imports Keras.
+OPTIMIZERS = (
+    "adadelta", "adafactor", "adagrad", "adam", "adamax", "adamw", "ftrl",
+    "lamb", "lion", "muon", "nadam", "rmsprop", "sgd",
+)  # fmt: skip
+
+
+class DataOptions(Config):
+    """Options of the `data:` section that every dataset has."""
+
+    batch_size: PositiveInt = Field(32, description="global batch size (all replicas)")
+    validation_split: Annotated[float, Field(ge=0.0, lt=1.0)] | None = Field(
+        None, description="fraction of train held out for validation; null: the dataset's own"
+    )
+    limit: PositiveInt | None = Field(
+        None, description="use at most this many examples per split (quick runs, tests)"
+    )
+    shuffle: bool = Field(True, description="reshuffle the training data every epoch")
+
+
+class ModelOptions(Config):
+    """Options of the `model:` section that every architecture has."""
+
+
+class ScheduleOptions(Config):
+    """A learning-rate schedule: a decay after an optional linear warmup."""
+
+    name: Literal["constant", "cosine", "linear", "exponential"] = "constant"
+    warmup_steps: NonNegativeInt = Field(0, description="linear warmup from 0")
+    decay_steps: PositiveInt | None = Field(
+        None, description="steps of decay after warmup; null: the rest of training"
+    )
+    final_fraction: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
+        0.0, description="learning rate at the end of decay, as a fraction of the peak"
+    )
+    decay_rate: Annotated[float, Field(gt=0.0, le=1.0)] = Field(
+        0.96, description="exponential: factor per `decay_steps`"
+    )
+
+
+class OptimizerOptions(Config):
+    """The `optimizer:` section."""
+
+    name: Literal[OPTIMIZERS] = "adam"  # type: ignore[valid-type]
+    learning_rate: PositiveFloat = 1e-3
+    weight_decay: NonNegativeFloat | None = Field(
+        None, description="decoupled weight decay (adamw, sgd, ...); null: none"
+    )
+    exclude_from_weight_decay: list[str] = Field(
+        default_factory=lambda: ["bias", "gamma", "beta", "embeddings"],
+        description="variables whose name contains one of these get no weight decay",
+    )
+    schedule: ScheduleOptions = Field(default_factory=ScheduleOptions)
+    clipnorm: PositiveFloat | None = None
+    global_clipnorm: PositiveFloat | None = None
+    clipvalue: PositiveFloat | None = None
+    beta_1: Annotated[float, Field(ge=0.0, lt=1.0)] | None = None
+    beta_2: Annotated[float, Field(ge=0.0, lt=1.0)] | None = None
+    epsilon: PositiveFloat | None = None
+    momentum: Annotated[float, Field(ge=0.0, lt=1.0)] | None = None
+    nesterov: bool | None = None
+    rho: Annotated[float, Field(ge=0.0, lt=1.0)] | None = None
+
+
+class EarlyStoppingOptions(Config):
+    monitor: str = "val_loss"
+    patience: NonNegativeInt = 3
+    min_delta: NonNegativeFloat = 0.0
+    restore_best_weights: bool = True
+
+
+class TrainOptions(Config):
+    """The `train:` section."""
+
+    epochs: PositiveInt = 10
+    steps_per_epoch: PositiveInt | None = Field(None, description="null: the whole train split")
+    validation_steps: PositiveInt | None = None
+    mixed_precision: Literal[False, True, "mixed_float16", "mixed_bfloat16"] = Field(
+        False, description="true means mixed_float16 (with loss scaling)"
+    )
+    gradient_accumulation_steps: PositiveInt = 1
+    remat: Literal[False, True, "full", "activations", "larger_than", "list_of_layers"] = Field(
+        False, description="gradient checkpointing (keras.RematScope mode); true means full"
+    )
+    jit_compile: Literal[True, False, "auto"] = "auto"
+    early_stopping: EarlyStoppingOptions | None = None
+    tensorboard: bool = False
+    verbose: Literal["auto", 0, 1, 2] = "auto"

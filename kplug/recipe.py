@@ -1,0 +1,570 @@
+"""Recipes: YAML files turned into validated `Recipe` objects.
+
+Precedence, lowest first: component defaults < `extends:` base < the recipe < command-line
+overrides (`key.sub=value`, `~key.sub` deletes). Every problem is collected and reported
+at once with its file, line and key path.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from kplug import yamlio
+from kplug.config import Config
+from kplug.errors import RecipeError, UnknownComponentError, unknown_name_message
+from kplug.options import (
+    RUN_NAME_PATTERN,
+    DataOptions,
+    ModelOptions,
+    OptimizerOptions,
+    TrainOptions,
+)
+from kplug.registry import BACKENDS, Registry
+
+# Sections naming one component: section -> (component kind, core options model).
+COMPONENT_SECTIONS: dict[str, tuple[str, type[Config] | None]] = {
+    "data": ("dataset", DataOptions),
+    "model": ("architecture", ModelOptions),
+    "objective": ("objective", None),
+    "strategy": ("strategy", None),
+}
+# Sections holding a list of components.
+LIST_SECTIONS: dict[str, str] = {
+    "compression": "compressor",
+    "export": "exporter",
+    "callbacks": "callback",
+}
+CORE_SECTIONS: dict[str, type[Config]] = {"optimizer": OptimizerOptions, "train": TrainOptions}
+SCALARS = ("name", "description", "seed", "backend", "extends")
+TOP_LEVEL = (*SCALARS, *COMPONENT_SECTIONS, *CORE_SECTIONS, *LIST_SECTIONS, "search")
+REQUIRED = ("data", "model", "objective")
+DEFAULT_SECTIONS = {"strategy": {"name": "default"}}
+
+Origin = str  # "file:line" or "command line"
+
+
+@dataclass(frozen=True)
+class Section:
+    """One component chosen by a recipe.
+
+    Args:
+        path: where it sits in the recipe (`data`, `compression.1`).
+        kind: the component kind.
+        name: the registered component name.
+        config: its validated parameters.
+        options: the core options of the section (`DataOptions` for `data`), if any.
+    """
+
+    path: str
+    kind: str
+    name: str
+    config: Config
+    options: Config | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name}
+        if self.options is not None:
+            out.update(self.options.model_dump(mode="json"))
+        out.update(self.config.model_dump(mode="json"))
+        return out
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A validated recipe with every default filled in.
+
+    Use `load_recipe` or `Recipe.from_dict` to make one; `raw` is the merged input
+    (before defaults) and `with_overrides` derives a new recipe from it.
+    """
+
+    name: str
+    seed: int
+    backend: str
+    description: str
+    sections: dict[str, Section]
+    lists: dict[str, list[Section]]
+    optimizer: OptimizerOptions
+    train: TrainOptions
+    search: Section | None
+    raw: dict[str, Any] = field(repr=False)
+    source: str = "<recipe>"
+    extras: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def data(self) -> Section:
+        return self.sections["data"]
+
+    @property
+    def model(self) -> Section:
+        return self.sections["model"]
+
+    @property
+    def objective(self) -> Section:
+        return self.sections["objective"]
+
+    @property
+    def strategy(self) -> Section:
+        return self.sections["strategy"]
+
+    @property
+    def compression(self) -> list[Section]:
+        return self.lists["compression"]
+
+    @property
+    def export(self) -> list[Section]:
+        return self.lists["export"]
+
+    @property
+    def callbacks(self) -> list[Section]:
+        return self.lists["callbacks"]
+
+    def resolved(self) -> dict[str, Any]:
+        """The recipe with every default filled in, as plain data."""
+        out: dict[str, Any] = {"name": self.name}
+        if self.description:
+            out["description"] = self.description
+        out.update(seed=self.seed, backend=self.backend)
+        for key in COMPONENT_SECTIONS:
+            out[key] = self.sections[key].to_dict()
+        out["optimizer"] = self.optimizer.model_dump(mode="json")
+        out["train"] = self.train.model_dump(mode="json")
+        for key in LIST_SECTIONS:
+            out[key] = [s.to_dict() for s in self.lists[key]]
+        if self.search is not None:
+            search = self.search.to_dict()
+            search["tuner"] = search.pop("name")
+            out["search"] = search
+        return out
+
+    def to_yaml(self) -> str:
+        return yamlio.dump(self.resolved())
+
+    def with_overrides(self, overrides: Iterable[str], *, registry: Registry | None = None):
+        """A new recipe: this one's input with `key=value` overrides applied, validated."""
+        return Recipe.from_dict(self.raw, source=self.source, overrides=overrides,
+                                registry=registry)  # fmt: skip
+
+    @classmethod
+    def from_dict(
+        cls,
+        data: Mapping[str, Any],
+        *,
+        source: str = "<recipe>",
+        overrides: Iterable[str] = (),
+        registry: Registry | None = None,
+        lines: Mapping[tuple, Origin] | None = None,
+    ) -> Recipe:
+        """Validate a recipe given as data (already merged with its `extends` base)."""
+        from kplug.plugins import plugin_manager
+
+        origins: dict[tuple, Origin] = dict(lines or {})
+        merged = apply_overrides(_copy(dict(data)), overrides, origins)
+        recipe = _validate(merged, origins, source, registry)
+        plugin_manager().hook.recipe_loaded(recipe=recipe)
+        return recipe
+
+
+# ---------------------------------------------------------------------------------------
+# Loading: files, `extends`, overrides
+# ---------------------------------------------------------------------------------------
+
+
+def load_recipe(
+    path: str | os.PathLike, overrides: Iterable[str] = (), *, registry: Registry | None = None
+) -> Recipe:
+    """Load, merge, override and validate a recipe file.
+
+    Args:
+        path: the YAML file.
+        overrides: `key.sub=value` and `~key.sub` strings, applied last.
+        registry: the component registry; the loaded plugins' by default.
+
+    Raises:
+        RecipeError: listing every problem, each with file:line and key path.
+    """
+    origins: dict[tuple, Origin] = {}
+    data = _load_file(Path(path), origins, chain=())
+    return Recipe.from_dict(
+        data, source=str(path), overrides=overrides, registry=registry, lines=origins
+    )
+
+
+def _load_file(path: Path, origins: dict[tuple, Origin], chain: tuple[Path, ...]) -> dict:
+    shown = str(path)
+    if not path.exists():
+        raise RecipeError(f"recipe file not found: {shown} (check the path; cwd is {os.getcwd()})")
+    if not path.is_file():
+        raise RecipeError(f"{shown} is not a file: give the path of a recipe YAML file.")
+    resolved = path.resolve()
+    if resolved in chain:
+        cycle = " -> ".join(str(p) for p in (*chain, resolved))
+        raise RecipeError(f"{shown}: the recipe extends itself ({cycle}); remove the cycle.")
+    try:
+        raw = path.read_bytes()
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise RecipeError(
+            f"{shown}: not UTF-8 text (byte {error.start}); save the recipe as UTF-8."
+        ) from None
+    except OSError as error:
+        raise RecipeError(f"{shown}: cannot read the recipe: {error.strerror}") from None
+    if "\x00" in text:
+        raise RecipeError(f"{shown}: binary data, not a YAML recipe.")
+    data, lines = yamlio.parse(text, shown)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise RecipeError(
+            f"{shown}:1: a recipe is a mapping of sections (data:, model:, ...), "
+            f"not a {type(data).__name__}."
+        )
+    here = {p: f"{shown}:{line}" for p, line in lines.items()}
+    base_ref = data.pop("extends", None)
+    if base_ref is None:
+        origins.update(here)
+        return data
+    refs = base_ref if isinstance(base_ref, list) else [base_ref]
+    merged: dict = {}
+    for ref in refs:
+        if not isinstance(ref, str) or not ref:
+            raise RecipeError(f"{here[('extends',)]}: extends: give a recipe path (a string).")
+        base_path = Path(ref) if Path(ref).is_absolute() else path.parent / ref
+        if not base_path.exists():
+            raise RecipeError(
+                f"{here[('extends',)]}: extends: base recipe {ref!r} not found "
+                f"(looked for {base_path})."
+            )
+        base = _load_file(base_path, origins, (*chain, resolved))
+        merged = merge(merged, base)
+    origins.update(here)
+    return merge(merged, data)
+
+
+def merge(base: dict, top: dict) -> dict:
+    """Deep-merge `top` over `base`. A section whose component `name` changes is replaced
+    whole: parameters of a different component never leak into it."""
+    out = dict(base)
+    for key, value in top.items():
+        old = out.get(key)
+        if (
+            isinstance(old, dict)
+            and isinstance(value, dict)
+            and not ("name" in value and "name" in old and value["name"] != old["name"])
+        ):
+            out[key] = merge(old, value)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_override(text: str) -> tuple[str, tuple[str | int, ...], Any]:
+    """Parse `a.b=value` (set) or `~a.b` (delete) into (op, path, value)."""
+    if text.startswith("~"):
+        op, body, value = "delete", text[1:], None
+        if "=" in body:
+            raise RecipeError(f"override {text!r}: `~key` deletes a key and takes no value.")
+    elif "=" in text:
+        op = "set"
+        body, raw_value = text.split("=", 1)
+        value = yamlio.parse_value(raw_value)
+    else:
+        raise RecipeError(
+            f"override {text!r}: write key=value (for example train.epochs=3) or ~key to delete."
+        )
+    parts = body.strip().split(".")
+    if not body.strip() or any(not p.strip() for p in parts):
+        raise RecipeError(f"override {text!r}: the key is empty or has an empty part.")
+    path = tuple(int(p) if p.isdigit() else p for p in parts)
+    return op, path, value
+
+
+def apply_overrides(
+    data: dict, overrides: Iterable[str], origins: dict[tuple, Origin] | None = None
+) -> dict:
+    """Apply command-line overrides to recipe data (in place) and return it."""
+    origins = origins if origins is not None else {}
+    for text in overrides:
+        op, path, value = parse_override(text)
+        if path[0] == "extends":
+            raise RecipeError(f"override {text!r}: `extends` can only be set in the recipe file.")
+        parent = data
+        for depth, part in enumerate(path[:-1]):
+            child = _child(parent, part, text, path[: depth + 1], create=op == "set")
+            parent = child
+        last = path[-1]
+        if op == "delete":
+            if isinstance(parent, dict) and last in parent:
+                del parent[last]
+            elif isinstance(parent, list) and isinstance(last, int) and last < len(parent):
+                parent.pop(last)
+            else:
+                raise RecipeError(
+                    f"override {text!r}: {yamlio.dotted(path)} is not in the recipe; "
+                    "nothing to delete."
+                )
+            continue
+        if isinstance(parent, list):
+            if not isinstance(last, int) or last > len(parent):
+                raise RecipeError(
+                    f"override {text!r}: {yamlio.dotted(path[:-1])} is a list of "
+                    f"{len(parent)}; index it with 0..{len(parent)}."
+                )
+            if last == len(parent):
+                parent.append(value)
+            else:
+                parent[last] = value
+        elif isinstance(parent, dict):
+            parent[last] = value
+        else:
+            raise RecipeError(
+                f"override {text!r}: {yamlio.dotted(path[:-1])} is a "
+                f"{type(parent).__name__}, not a section; it has no key {last!r}."
+            )
+        for key in [k for k in origins if k[: len(path)] == path]:
+            del origins[key]
+        for n in range(1, len(path) + 1):  # keys this override created come from it too
+            origins.setdefault(path[:n], f"command line ({text})")
+        origins[path] = f"command line ({text})"
+    return data
+
+
+def _child(parent: Any, part: str | int, text: str, path: tuple, *, create: bool) -> Any:
+    if isinstance(parent, dict):
+        if part not in parent:
+            if not create:
+                raise RecipeError(
+                    f"override {text!r}: {yamlio.dotted(path)} is not in the recipe."
+                )
+            parent[part] = {}
+        return parent[part]
+    if isinstance(parent, list) and isinstance(part, int):
+        if part == len(parent) and create:
+            parent.append({})
+        if part >= len(parent):
+            raise RecipeError(
+                f"override {text!r}: {yamlio.dotted(path[:-1])} has {len(parent)} entries; "
+                f"there is no index {part}."
+            )
+        return parent[part]
+    raise RecipeError(
+        f"override {text!r}: {yamlio.dotted(path[:-1])} is not a section; "
+        f"it has no key {part!r}."
+    )
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------------------------------
+# Validation
+# ---------------------------------------------------------------------------------------
+
+
+class _Problems:
+    """Collects problems, each prefixed with the origin of the nearest known key."""
+
+    def __init__(self, origins: Mapping[tuple, Origin], source: str):
+        self.origins, self.source, self.items = origins, source, []
+
+    def add(self, path: tuple, message: str) -> None:
+        origin = None
+        for n in range(len(path), -1, -1):
+            origin = self.origins.get(path[:n])
+            if origin:
+                break
+        where = origin or self.source
+        key = f" {yamlio.dotted(path)}:" if path else ""
+        self.items.append(f"{where}:{key} {message}")
+
+
+def _validate(
+    data: dict, origins: Mapping[tuple, Origin], source: str, registry: Registry | None
+) -> Recipe:
+    if registry is None:
+        from kplug.plugins import registry as loaded_registry
+
+        registry = loaded_registry()
+    problems = _Problems(origins, source)
+
+    for key in data:
+        if key not in TOP_LEVEL:
+            problems.add(
+                (key,), unknown_name_message("section", key, list(TOP_LEVEL), known_label="known")
+            )
+
+    name = data.get("name")
+    if name is None:
+        problems.add((), "missing `name:` (it names the run directory, e.g. name: mnist-cnn)")
+        name = "unnamed"
+    elif not isinstance(name, str) or not _valid_run_name(name):
+        problems.add(
+            ("name",),
+            f"{name!r} is not a valid run name: use letters, digits, '.', '_' and '-' "
+            "(at most 100, no '/' or '..'), e.g. name: mnist-cnn",
+        )
+    seed = data.get("seed", 42)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        problems.add(("seed",), f"must be an integer in [0, 2**32), got {seed!r}")
+        seed = 42
+    backend = data.get("backend") or os.environ.get("KERAS_BACKEND", "tensorflow")
+    if backend not in BACKENDS:
+        problems.add(("backend",), unknown_name_message("backend", backend, list(BACKENDS)))
+        backend = "tensorflow"
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        problems.add(("description",), "must be a string")
+        description = ""
+
+    sections: dict[str, Section] = {}
+    for key, (kind, options_model) in COMPONENT_SECTIONS.items():
+        value = data.get(key, DEFAULT_SECTIONS.get(key))
+        if value is None:
+            if key in REQUIRED:
+                problems.add((), f"missing section `{key}:` with a `name:` ({kind} to use)")
+            continue
+        section = _component(value, (key,), kind, options_model, backend, registry, problems)
+        if section is not None:
+            sections[key] = section
+
+    core: dict[str, Config] = {}
+    for key, model in CORE_SECTIONS.items():
+        value = data.get(key) or {}
+        if not isinstance(value, dict):
+            problems.add((key,), f"must be a mapping of options, got {type(value).__name__}")
+            value = {}
+        core[key] = _validate_config(model, value, (key,), problems, model.__name__) or model()
+
+    lists: dict[str, list[Section]] = {}
+    for key, kind in LIST_SECTIONS.items():
+        value = data.get(key) or []
+        if not isinstance(value, list):
+            problems.add((key,), f"must be a list of {kind}s, e.g. {key}: [{{name: ...}}]")
+            value = []
+        lists[key] = []
+        for index, item in enumerate(value):
+            if isinstance(item, str):
+                item = {"name": item}
+            section = _component(item, (key, index), kind, None, backend, registry, problems)
+            if section is not None:
+                lists[key].append(section)
+
+    search = None
+    if data.get("search") is not None:
+        value = data["search"]
+        if not isinstance(value, dict) or "tuner" not in value:
+            problems.add(("search",), "must be a mapping with `tuner:` (grid, random, ...)")
+        else:
+            renamed = {("name" if k == "tuner" else k): v for k, v in value.items()}
+            search = _component(renamed, ("search",), "tuner", None, backend, registry, problems)
+
+    if problems.items:
+        raise RecipeError(problems.items, source=None)
+    return Recipe(
+        name=name,
+        seed=seed,
+        backend=backend,
+        description=description,
+        sections=sections,
+        lists=lists,
+        optimizer=core["optimizer"],  # type: ignore[arg-type]
+        train=core["train"],  # type: ignore[arg-type]
+        search=search,
+        raw=data,
+        source=source,
+    )
+
+
+def _valid_run_name(name: str) -> bool:
+    import re
+
+    return bool(re.match(RUN_NAME_PATTERN, name)) and ".." not in name
+
+
+def _component(
+    value: Any,
+    path: tuple,
+    kind: str,
+    options_model: type[Config] | None,
+    backend: str,
+    registry: Registry,
+    problems: _Problems,
+) -> Section | None:
+    if not isinstance(value, dict):
+        problems.add(path, f"must be a mapping with `name:` (the {kind}), got {value!r}")
+        return None
+    name = value.get("name")
+    if not isinstance(name, str) or not name:
+        problems.add(path, f"missing `name:` (which {kind}; see `kplug list {kind}`)")
+        return None
+    try:
+        component = registry.get(kind, name)
+    except UnknownComponentError as error:
+        message = str(error)
+        failed = registry.failed_plugins
+        if failed:
+            message += " (plugins that failed to load: " + ", ".join(sorted(failed)) + ")"
+        problems.add(path + ("name",), message)
+        return None
+    if not component.supports(backend):
+        problems.add(
+            path + ("name",),
+            f"{kind} {name!r} works on the {', '.join(component.backends)} backend, not "
+            f"{backend!r}; choose another {kind} or set backend: {component.backends[0]}",
+        )
+    params = {k: v for k, v in value.items() if k != "name"}
+    options = None
+    if options_model is not None:
+        core_keys = set(options_model.model_fields)
+        options = _validate_config(
+            options_model, {k: v for k, v in params.items() if k in core_keys}, path, problems,
+            f"{path[0]} options",
+        )  # fmt: skip
+        params = {k: v for k, v in params.items() if k not in core_keys}
+        extra_known = sorted(core_keys)
+    else:
+        extra_known = []
+    config = _validate_config(
+        component.config, params, path, problems, f"{kind} {name!r}", extra_known
+    )
+    if config is None or (options_model is not None and options is None):
+        return None
+    return Section(".".join(map(str, path)), kind, name, config, options)
+
+
+def _validate_config(
+    model: type[BaseModel],
+    params: dict,
+    path: tuple,
+    problems: _Problems,
+    what: str,
+    also_known: Sequence[str] = (),
+) -> Any:
+    try:
+        return model.model_validate(params)
+    except ValidationError as error:
+        for item in error.errors():
+            loc = path + tuple(item["loc"])
+            if item["type"] == "extra_forbidden":
+                known = sorted(set(model.model_fields) | set(also_known))
+                key = item["loc"][-1]
+                message = unknown_name_message(
+                    f"key for {what}:", str(key), known, known_label="known keys"
+                )
+            elif item["type"] == "missing":
+                message = f"required by {what} but missing"
+            else:
+                got = item.get("input")
+                message = f"{item['msg']} (got {got!r})" if got is not None else item["msg"]
+            problems.add(loc, message)
+        return None

@@ -1,0 +1,185 @@
+"""The component registry: what the plugins registered, by kind and name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from kplug.config import Config, EmptyConfig
+from kplug.errors import PluginError, UnknownComponentError
+
+# Registration hook name -> component kind, in the order `kplug list` shows them.
+KINDS: dict[str, str] = {
+    "register_datasets": "dataset",
+    "register_architectures": "architecture",
+    "register_objectives": "objective",
+    "register_strategies": "strategy",
+    "register_compressors": "compressor",
+    "register_tuners": "tuner",
+    "register_callbacks": "callback",
+    "register_exporters": "exporter",
+    "register_commands": "command",
+}
+
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+class Register(Protocol):
+    def __call__(
+        self,
+        name: str,
+        factory: Callable[..., Any],
+        *,
+        config: type[Config] = EmptyConfig,
+        summary: str = "",
+        backends: Iterable[str] = (),
+        estimate: Callable[..., dict[str, Any]] | None = None,
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class Component:
+    """One registered component.
+
+    Args:
+        kind: `dataset`, `architecture`, ... (see `KINDS`).
+        name: the name recipes use.
+        factory: `factory(config, ctx)` builds it (for commands: `factory(parser)`).
+        config: the pydantic model of its parameters.
+        summary: one line for `kplug list`.
+        backends: Keras backends it supports; empty means all.
+        plugin: the name of the plugin that registered it.
+        estimate: optional cheap facts for `kplug plan`.
+    """
+
+    kind: str
+    name: str
+    factory: Callable[..., Any]
+    config: type[Config]
+    summary: str
+    backends: tuple[str, ...]
+    plugin: str
+    estimate: Callable[..., dict[str, Any]] | None = None
+
+    def supports(self, backend: str) -> bool:
+        return not self.backends or backend in self.backends
+
+    def describe(self) -> dict[str, Any]:
+        """Parameters with their types, defaults and descriptions, for `kplug describe`."""
+        params = []
+        for key, info in self.config.model_fields.items():
+            params.append(
+                {
+                    "name": key,
+                    "type": _type_name(info.annotation),
+                    "default": None if info.is_required() else _jsonable(info.get_default()),
+                    "required": info.is_required(),
+                    "description": info.description or "",
+                }
+            )
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "summary": self.summary,
+            "plugin": self.plugin,
+            "backends": list(self.backends) or ["any"],
+            "parameters": params,
+        }
+
+
+@dataclass
+class Registry:
+    """All components by kind and name, plus the plugins that failed to load."""
+
+    components: dict[str, dict[str, Component]] = field(
+        default_factory=lambda: {kind: {} for kind in KINDS.values()}
+    )
+    failed_plugins: dict[str, str] = field(default_factory=dict)
+
+    def add(self, component: Component) -> None:
+        existing = self.components[component.kind].get(component.name)
+        if existing is not None:
+            raise PluginError(
+                f"{component.kind} {component.name!r} is registered twice: by plugin "
+                f"{existing.plugin!r} and by plugin {component.plugin!r}. Rename one of them "
+                "or disable a plugin with KPLUG_LOAD_PLUGINS."
+            )
+        if not (isinstance(component.config, type) and issubclass(component.config, Config)):
+            raise PluginError(
+                f"plugin {component.plugin!r} registered {component.kind} {component.name!r} "
+                "with a config that is not a kplug.Config subclass."
+            )
+        unknown = set(component.backends) - set(BACKENDS)
+        if unknown:
+            raise PluginError(
+                f"plugin {component.plugin!r} registered {component.kind} {component.name!r} "
+                f"for unknown backends {sorted(unknown)}; use {', '.join(BACKENDS)}."
+            )
+        self.components[component.kind][component.name] = component
+
+    def get(self, kind: str, name: str, *, where: str = "") -> Component:
+        try:
+            return self.components[kind][name]
+        except KeyError:
+            raise UnknownComponentError(
+                kind, name, self.components[kind], where=where
+            ) from None
+
+    def names(self, kind: str) -> list[str]:
+        return sorted(self.components[kind])
+
+    def all(self, kind: str | None = None) -> list[Component]:
+        kinds = [kind] if kind else list(self.components)
+        return [self.components[k][n] for k in kinds for n in sorted(self.components[k])]
+
+    def find(self, name: str) -> list[Component]:
+        """Every component called `name`, whatever its kind."""
+        return [c[name] for c in self.components.values() if name in c]
+
+    def registrar(self, kind: str, plugin: str) -> Register:
+        """The `register` callback handed to one plugin's registration hook."""
+
+        def register(
+            name: str,
+            factory: Callable[..., Any],
+            *,
+            config: type[Config] = EmptyConfig,
+            summary: str = "",
+            backends: Iterable[str] = (),
+            estimate: Callable[..., dict[str, Any]] | None = None,
+        ) -> None:
+            self.add(
+                Component(
+                    kind=kind,
+                    name=name,
+                    factory=factory,
+                    config=config,
+                    summary=summary,
+                    backends=tuple(backends),
+                    plugin=plugin,
+                    estimate=estimate,
+                )
+            )
+
+        return register
+
+
+def _type_name(annotation: Any) -> str:
+    if annotation is None:
+        return "None"
+    if isinstance(annotation, type):
+        return annotation.__name__
+    return str(annotation).replace("typing.", "")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Config):
+        return value.model_dump(mode="json")
+    if isinstance(value, str | int | float | bool | type(None)):
+        return value
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return str(value)

@@ -1,0 +1,392 @@
+"""The run pipeline. It knows no model, dataset or device: components do the work.
+
+1. validate the recipe (done by `load_recipe`); create the run directory
+2. seed Python, NumPy and the backend; set the dtype policy
+3. build the strategy; everything that creates variables runs in its scope
+4. load the data; 5. the objective adapts it and wraps the architecture's network
+6. compile and fit with the core and plugin callbacks
+7. evaluate; compression steps; exporters; metrics.json and the manifest
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from kplug import splits
+from kplug.components import Data
+from kplug.context import RunContext
+from kplug.errors import DataError, KplugError, RunError
+from kplug.recipe import Recipe
+from kplug.registry import Registry
+from kplug.rundir import RunDirectory, default_runs_root, utc_now
+
+log = logging.getLogger("kplug")
+
+# Smoke runs: every stage, a few steps each.
+SMOKE_STEPS = 2
+SMOKE_BATCHES = 4
+
+
+@dataclass
+class RunResult:
+    """What `run` returns: the run directory and the final metrics."""
+
+    directory: RunDirectory
+    metrics: dict[str, Any] = field(default_factory=dict)
+    status: str = "completed"
+
+
+def run(
+    recipe: Recipe,
+    *,
+    runs_root: str | os.PathLike | None = None,
+    smoke: bool = False,
+    argv: list[str] | None = None,
+    registry: Registry | None = None,
+) -> RunResult:
+    """Run a validated recipe end to end and return its run directory and metrics.
+
+    Args:
+        recipe: from `kplug.load_recipe`.
+        runs_root: where run directories go (`runs/` by default, or `KPLUG_RUNS_DIR`).
+        smoke: a few steps of every stage, to catch errors before a long run.
+        argv: the command line, recorded in the manifest.
+        registry: the component registry; the loaded plugins' by default.
+    """
+    if smoke:
+        recipe = smoke_recipe(recipe)
+    registry = registry or _loaded_registry()
+    use_backend(recipe.backend)
+    directory = RunDirectory.create(runs_root or default_runs_root(), recipe.name)
+    ctx = RunContext(recipe, registry, directory, smoke=smoke, argv=list(argv or sys.argv))
+    directory.write_text("recipe.resolved.yaml", recipe.to_yaml())
+    directory.write_json("manifest.json", _manifest_start(ctx))
+    handler = _log_to(directory / "train.log")
+    from kplug.plugins import plugin_manager
+
+    hook = plugin_manager().hook
+    result = RunResult(directory, status="failed")
+    timings: dict[str, float] = {}
+    try:
+        result.metrics = _pipeline(ctx, hook, timings)
+        result.status = "completed"
+        return result
+    except KeyboardInterrupt:
+        result.status = "interrupted"
+        raise
+    except KplugError as error:
+        directory.update_manifest(error=str(error))
+        raise
+    except Exception as error:
+        directory.update_manifest(error=f"{type(error).__name__}: {error}")
+        log.exception("run failed")
+        raise
+    finally:
+        strategy = ctx.strategy.describe() if ctx.strategy is not None else {}
+        directory.update_manifest(
+            status=result.status, finished=utc_now(), timings=timings, strategy=strategy
+        )
+        with contextlib.suppress(Exception):
+            hook.run_finished(run=ctx, result={"status": result.status, "metrics": result.metrics})
+        logging.getLogger("kplug").removeHandler(handler)
+        handler.close()
+
+
+def _pipeline(ctx: RunContext, hook: Any, timings: dict[str, float]) -> dict[str, Any]:
+    recipe, directory = ctx.recipe, ctx.directory
+    import keras
+
+    keras.utils.set_random_seed(recipe.seed)
+    keras.config.set_dtype_policy(dtype_policy(recipe))
+
+    stage = _Stages(timings)
+    with stage("strategy"):
+        ctx.strategy = ctx.build(recipe.strategy)
+    hook.run_started(run=ctx)
+    with ctx.strategy.scope():
+        with stage("data"):
+            ctx.data = load_data(ctx)
+            objective = ctx.build(recipe.objective)
+            ctx.data = objective.adapt(ctx.data, ctx)
+            directory.write_json("data_report.json", data_report(ctx.data))
+        with stage("build"):
+            ctx.model = objective.build(build_network(ctx), ctx)
+            objective.compile(ctx.model, ctx)
+    log.info(
+        "model: %s parameters; data: %s train / %s validation / %s test examples",
+        f"{ctx.model.count_params():,}",
+        *(splits.count(getattr(ctx.data, s)) for s in ("train", "validation", "test")),
+    )
+
+    with stage("fit"):
+        history, timing = fit(ctx, objective)
+    with stage("evaluate"):
+        test = evaluate(ctx, ctx.data.test)
+        extra = objective.report(ctx.model, ctx.data, ctx)
+    metrics = final_metrics(ctx, history, test, timing, extra)
+    if ctx.strategy.is_chief:
+        with stage("save"):
+            save_model(ctx.model, directory, "model.keras")
+    directory.write_json("metrics.json", metrics)
+
+    model = ctx.model
+    for section in recipe.compression:
+        with stage(f"compress:{section.name}"):
+            model = ctx.build(section).apply(model, ctx)
+    if ctx.strategy.is_chief:
+        for section in recipe.export:
+            with stage(f"export:{section.name}"):
+                files = ctx.build(section).export(model, directory.path, ctx)
+                log.info("exported %s: %s", section.name, ", ".join(str(f) for f in files))
+    return metrics
+
+
+# ---------------------------------------------------------------------------------------
+# Stages, usable on their own (kplug data, kplug plan --build, tuners)
+# ---------------------------------------------------------------------------------------
+
+
+def use_backend(backend: str) -> None:
+    """Select the Keras backend before Keras is imported; refuse a conflicting one."""
+    if "keras" in sys.modules:
+        import keras
+
+        current = keras.backend.backend()
+        if current != backend:
+            raise RunError(
+                f"the recipe asks for the {backend!r} backend but Keras is already running on "
+                f"{current!r} in this process; run it in a new process with "
+                f"KERAS_BACKEND={backend}."
+            )
+        return
+    os.environ["KERAS_BACKEND"] = backend
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def dtype_policy(recipe: Recipe) -> str:
+    mixed = recipe.train.mixed_precision
+    if mixed is True:
+        return "mixed_float16"
+    return mixed or "float32"
+
+
+def load_data(ctx: RunContext) -> Data:
+    """Build the dataset and apply the `data:` options (validation split, limit)."""
+    options = ctx.recipe.data.options
+    data: Data = ctx.build(ctx.recipe.data)
+    if not isinstance(data, Data):
+        raise TypeError(f"dataset {ctx.recipe.data.name!r} returned {type(data).__name__}, "
+                        "not kplug.Data")  # fmt: skip
+    if options.validation_split:
+        train, validation = splits.split_off(data.train, options.validation_split, ctx.seed)
+        data = data.replace(train=train, validation=validation)
+    if options.limit:
+        data = data.replace(
+            **{s: splits.take(getattr(data, s), options.limit)
+               for s in ("train", "validation", "test")}
+        )  # fmt: skip
+    if splits.count(data.train) == 0:
+        raise DataError(
+            f"dataset {ctx.recipe.data.name!r} has no training examples "
+            "(check its filters, data.limit and data.validation_split)."
+        )
+    return data
+
+
+def data_report(data: Data) -> dict[str, Any]:
+    counts = {s: splits.count(getattr(data, s)) for s in ("train", "validation", "test")}
+    return {"examples": counts, **data.report}
+
+
+def build_network(ctx: RunContext) -> Any:
+    """The architecture's network, under gradient checkpointing if `train.remat`."""
+    remat = ctx.recipe.train.remat
+    if not remat:
+        return ctx.build(ctx.recipe.model)
+    import keras
+
+    with keras.RematScope(mode="full" if remat is True else remat):
+        return ctx.build(ctx.recipe.model)
+
+
+def callbacks(ctx: RunContext, objective: Any) -> tuple[list[Any], Any]:
+    """The core callbacks (CSV metrics, epoch log, timing, early stopping, TensorBoard)
+    and the recipe's plugin callbacks; also returns the timing callback."""
+    import keras
+
+    from kplug.callbacks import EpochLog, Timing
+
+    train = ctx.recipe.train
+    timing = Timing()
+    out: list[Any] = [timing, EpochLog(train.epochs)]
+    if ctx.strategy is None or ctx.strategy.is_chief:
+        out.append(keras.callbacks.CSVLogger(str(ctx.directory / "metrics.csv")))
+    if train.early_stopping is not None:
+        stop = train.early_stopping
+        out.append(
+            keras.callbacks.EarlyStopping(
+                monitor=stop.monitor,
+                patience=stop.patience,
+                min_delta=stop.min_delta,
+                restore_best_weights=stop.restore_best_weights,
+                mode="auto",
+            )
+        )
+    if train.tensorboard:
+        out.append(keras.callbacks.TensorBoard(log_dir=str(ctx.directory / "tensorboard")))
+    out.extend(ctx.build(section) for section in ctx.recipe.callbacks)
+    return out, timing
+
+
+def fit(ctx: RunContext, objective: Any) -> tuple[dict[str, list[float]], Any]:
+    recipe = ctx.recipe
+    cbs, timing = callbacks(ctx, objective)
+    has_validation = bool(splits.count(ctx.data.validation))
+    history = ctx.strategy.fit(
+        ctx.model,
+        ctx.data if has_validation else ctx.data.replace(validation=None),
+        batch_size=recipe.data.options.batch_size,
+        epochs=recipe.train.epochs,
+        steps_per_epoch=recipe.train.steps_per_epoch,
+        validation_steps=recipe.train.validation_steps,
+        callbacks=cbs,
+        verbose=recipe.train.verbose,
+        shuffle=recipe.data.options.shuffle,
+        seed=recipe.seed,
+    )
+    return history, timing
+
+
+def evaluate(ctx: RunContext, split: Any) -> dict[str, float]:
+    if not splits.count(split):
+        return {}
+    steps = SMOKE_STEPS if ctx.smoke else None
+    batch_size = ctx.recipe.data.options.batch_size
+    return ctx.strategy.evaluate(ctx.model, split, batch_size=batch_size, steps=steps)
+
+
+def final_metrics(
+    ctx: RunContext, history: dict, test: dict, timing: Any, extra: dict
+) -> dict[str, Any]:
+    last = {k: v[-1] for k, v in history.items() if v}
+    train = {k: _num(v) for k, v in last.items() if not k.startswith("val_")}
+    validation = {k[4:]: _num(v) for k, v in last.items() if k.startswith("val_")}
+    batch_size = ctx.recipe.data.options.batch_size
+    samples = timing.batches * batch_size
+    out: dict[str, Any] = {
+        "test": {k: _num(v) for k, v in test.items()},
+        "validation": validation,
+        "train": train,
+        "epochs": len(next(iter(history.values()), [])),
+        "train_seconds": round(timing.seconds, 3),
+        "samples_per_second": round(samples / timing.seconds, 1) if timing.seconds else None,
+    }
+    out.update(extra)
+    return out
+
+
+def save_model(model: Any, directory: RunDirectory, name: str) -> Path:
+    """Save a Keras model atomically (a temporary `.keras` file renamed into place)."""
+    temporary = directory.temporary_path(name)
+    try:
+        model.save(temporary)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
+    return directory.commit(temporary, name)
+
+
+def smoke_recipe(recipe: Recipe) -> Recipe:
+    """The recipe shortened to a few steps of every stage."""
+    batch = recipe.data.options.batch_size
+    overrides = [
+        "train.epochs=1",
+        f"train.steps_per_epoch={SMOKE_STEPS}",
+        f"train.validation_steps={SMOKE_STEPS}",
+        f"data.limit={min(recipe.data.options.limit or 10**9, batch * SMOKE_BATCHES)}",
+        "~train.early_stopping" if "early_stopping" in recipe.raw.get("train", {}) else "",
+    ]
+    return recipe.with_overrides([o for o in overrides if o])
+
+
+# ---------------------------------------------------------------------------------------
+# Manifest and logging
+# ---------------------------------------------------------------------------------------
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and the libraries kplug runs on (without importing them)."""
+    out = {"python": platform.python_version()}
+    for dist in ("kplug", "tensorflow", "keras", "keras-hub", "numpy", "tf-keras",
+                 "tensorflow-model-optimization", "keras-tuner", "jax"):  # fmt: skip
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            out[dist] = metadata.version(dist)
+    return out
+
+
+def _manifest_start(ctx: RunContext) -> dict[str, Any]:
+    from kplug.plugins import plugins
+
+    return {
+        "name": ctx.recipe.name,
+        "status": "running",
+        "started": utc_now(),
+        "command": ctx.argv,
+        "recipe_source": ctx.recipe.source,
+        "seed": ctx.recipe.seed,
+        "backend": ctx.recipe.backend,
+        "smoke": ctx.smoke,
+        "versions": versions(),
+        "plugins": {p.name: p.version for p in plugins() if not p.error},
+        "host": platform.node(),
+        "pid": os.getpid(),
+    }
+
+
+def _log_to(path: Path) -> logging.Handler:
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger = logging.getLogger("kplug")
+    logger.addHandler(handler)
+    if logger.level == logging.NOTSET or logger.level > logging.INFO:
+        logger.setLevel(logging.INFO)
+    return handler
+
+
+class _Stages:
+    """`with stage("fit"):` records the stage's wall time and logs its start."""
+
+    def __init__(self, timings: dict[str, float]):
+        self.timings = timings
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        log.info("stage %s", name)
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = round(time.perf_counter() - start, 3)
+
+
+def _num(value: Any) -> Any:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return value
+
+
+def _loaded_registry() -> Registry:
+    from kplug.plugins import registry
+
+    return registry()

@@ -1,0 +1,93 @@
+"""Helpers for testing kplug plugins (used by kplug's own tests too).
+
+Example:
+```python
+from kplug import testing
+
+def test_my_architecture_runs(tmp_path):
+    with testing.registered(my_plugin_module):
+        result = testing.smoke_run(
+            {"data": {"name": "synthetic", "shape": [8, 8, 1]},
+             "model": {"name": "my_net"}, "objective": {"name": "classification"}},
+            tmp_path,
+        )
+    assert result.metrics["test"]["loss"] > 0
+```
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from kplug.plugins import plugin_manager, registry
+from kplug.recipe import Recipe
+from kplug.registry import Registry
+
+
+@contextlib.contextmanager
+def registered(plugin: Any, name: str | None = None) -> Iterator[Registry]:
+    """Register a throwaway plugin for the duration of a `with` block; yields the registry."""
+    pm = plugin_manager()
+    plugin_name = pm.register(plugin, name=name)
+    try:
+        yield registry()
+    finally:
+        pm.unregister(name=plugin_name)
+
+
+def recipe(data: Mapping[str, Any], overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    """A validated recipe from a dict; `name` defaults to `test`."""
+    return Recipe.from_dict({"name": "test", **data}, source="<test>", overrides=overrides)
+
+
+def smoke_run(
+    data: Mapping[str, Any] | Recipe, runs_root: str | os.PathLike, *, smoke: bool = True,
+    overrides: list[str] | tuple[str, ...] = (),
+):  # fmt: skip
+    """Run a recipe (a dict or a `Recipe`) in `runs_root`; a smoke run unless told not to."""
+    from kplug.runner import run
+
+    validated = data if isinstance(data, Recipe) else recipe(data, overrides)
+    return run(validated, runs_root=runs_root, smoke=smoke, argv=["kplug", "test"])
+
+
+def cli(*args: str, env: Mapping[str, str] | None = None, cwd: str | os.PathLike | None = None,
+        timeout: float = 600) -> subprocess.CompletedProcess:  # fmt: skip
+    """Run `kplug ARGS...` in a real child process; returns the completed process."""
+    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "kplug", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=timeout,
+    )
+
+
+def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    """A bad-input failure: exit code 2, a message with every fragment, no traceback."""
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, f"exit code {result.returncode}, output:\n{output}"
+    assert "Traceback" not in output, output
+    for fragment in fragments:
+        assert fragment in output, f"{fragment!r} not in:\n{output}"
+
+
+def check_estimate(kind: str, name: str, config: Mapping[str, Any] | None = None,
+                   facts: Mapping[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+    """A component's cheap `estimate` (for `kplug plan`), validated config in, facts out."""
+    component = registry().get(kind, name)
+    assert component.estimate is not None, f"{kind} {name!r} has no estimate"
+    return component.estimate(component.config.model_validate(config or {}), dict(facts or {}))
+
+
+def files_under(path: str | os.PathLike) -> set[Path]:
+    """Every file below `path`, for asserting that nothing else was written."""
+    return {p for p in Path(path).rglob("*") if p.is_file()}

@@ -1,0 +1,1 @@
+"""Built-in datasets: embedded MNIST 5k and 8x8 digits, and synthetic tensors."""

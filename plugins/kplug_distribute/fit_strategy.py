@@ -1,0 +1,83 @@
+"""`FitStrategy`: a `tf.distribute` strategy (or none) driving Keras `model.fit`."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import kplug
+from kplug_distribute.input_pipeline import make_dataset
+
+
+class FitStrategy(kplug.Strategy):
+    """Trains with Keras `fit` under an optional `tf.distribute.Strategy`.
+
+    Args:
+        name: the registered strategy name, for the manifest.
+        tf_strategy: a `tf.distribute.Strategy`, or None for the backend's default
+            placement.
+    """
+
+    training_loop = "fit"
+
+    def __init__(self, name: str, tf_strategy: Any = None):
+        self.name = name
+        self.tf_strategy = tf_strategy
+        self.num_replicas = tf_strategy.num_replicas_in_sync if tf_strategy else 1
+
+    def scope(self) -> contextlib.AbstractContextManager:
+        return self.tf_strategy.scope() if self.tf_strategy else contextlib.nullcontext()
+
+    def fit(
+        self,
+        model,
+        data,
+        *,
+        batch_size,
+        epochs,
+        initial_epoch=0,
+        steps_per_epoch=None,
+        validation_steps=None,
+        callbacks=(),
+        verbose="auto",
+        shuffle=True,
+        seed=0,
+    ):
+        train = make_dataset(
+            data.train,
+            batch_size=batch_size,
+            training=True,
+            shuffle=shuffle,
+            seed=seed,
+            repeat=steps_per_epoch is not None,
+        )
+        validation = None
+        if data.validation is not None:
+            validation = make_dataset(data.validation, batch_size=batch_size, training=False)
+        history = model.fit(
+            train,
+            validation_data=validation,
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            steps_per_epoch=steps_per_epoch,
+            validation_steps=validation_steps,
+            callbacks=list(callbacks),
+            verbose=verbose,
+            shuffle=False,  # the pipeline shuffles, seeded
+        )
+        return history.history
+
+    def evaluate(self, model, split, *, batch_size, steps=None):
+        dataset = make_dataset(split, batch_size=batch_size, training=False)
+        return model.evaluate(dataset, steps=steps, return_dict=True, verbose=0)
+
+    def describe(self) -> dict[str, Any]:
+        devices = (
+            list(self.tf_strategy.extended.worker_devices) if self.tf_strategy else ["default"]
+        )
+        return {
+            "name": self.name,
+            "replicas": self.num_replicas,
+            "devices": devices,
+            "training_loop": self.training_loop,
+        }

@@ -1,0 +1,41 @@
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import pytest  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture
+def write(tmp_path):
+    """write("name.yaml", text) -> path, in a temporary folder."""
+
+    def _write(name: str, text: str):
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return _write
+
+
+@pytest.fixture
+def runs_root(tmp_path):
+    return tmp_path / "runs"
+
+
+MINIMAL = """\
+name: tiny
+data: {name: synthetic, shape: [8, 8, 1], num_classes: 3, train_examples: 64,
+       validation_examples: 16, test_examples: 16, batch_size: 16}
+model: {name: cnn, filters: [4], dense_units: 8}
+objective: {name: classification}
+train: {epochs: 1}
+"""
+
+
+@pytest.fixture
+def minimal_recipe(write):
+    return write("tiny.yaml", MINIMAL)
