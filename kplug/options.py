@@ -34,6 +34,15 @@ class DataOptions(Config):
 class ModelOptions(Config):
     """Options of the `model:` section that every architecture has."""
 
+    init_from: str | None = Field(
+        None,
+        description="start from the weights of a .keras file or an earlier run directory "
+        "(layers matched by name and shape)",
+    )
+    init_strict: bool = Field(
+        False, description="fail unless every layer with weights gets weights from init_from"
+    )
+
 
 class ScheduleOptions(Config):
     """A learning-rate schedule: a decay after an optional linear warmup."""
@@ -85,7 +94,7 @@ class EarlyStoppingOptions(Config):
 class TrainOptions(Config):
     """The `train:` section."""
 
-    epochs: PositiveInt = 10
+    epochs: NonNegativeInt = Field(10, description="0: no training (evaluate, compress, export)")
     steps_per_epoch: PositiveInt | None = Field(None, description="null: the whole train split")
     validation_steps: PositiveInt | None = None
     mixed_precision: Literal[False, True, "mixed_float16", "mixed_bfloat16"] = Field(

@@ -133,9 +133,7 @@ class RunDirectory:
 
 
 def _json_default(value: Any) -> Any:
-    if hasattr(value, "item"):  # NumPy scalars
-        return value.item()
-    if hasattr(value, "tolist"):
+    if hasattr(value, "tolist"):  # NumPy arrays and scalars, tensors
         return value.tolist()
     if isinstance(value, Path):
         return str(value)

@@ -25,6 +25,7 @@ from kplug import splits
 from kplug.components import Data
 from kplug.context import RunContext
 from kplug.errors import DataError, KplugError, RunError
+from kplug.initialize import initialize_from
 from kplug.recipe import Recipe
 from kplug.registry import Registry
 from kplug.rundir import RunDirectory, default_runs_root, utc_now
@@ -120,6 +121,12 @@ def _pipeline(ctx: RunContext, hook: Any, timings: dict[str, float]) -> dict[str
             directory.write_json("data_report.json", data_report(ctx.data))
         with stage("build"):
             ctx.model = objective.build(build_network(ctx), ctx)
+            init_from = recipe.model.options.init_from
+            if init_from:
+                report = initialize_from(
+                    ctx.model, init_from, strict=recipe.model.options.init_strict
+                )
+                directory.write_json("init_from.json", report)
             objective.compile(ctx.model, ctx)
     log.info(
         "model: %s parameters; data: %s train / %s validation / %s test examples",
@@ -128,7 +135,7 @@ def _pipeline(ctx: RunContext, hook: Any, timings: dict[str, float]) -> dict[str
     )
 
     with stage("fit"):
-        history, timing = fit(ctx, objective)
+        history, timing = fit(ctx, objective) if recipe.train.epochs else ({}, None)
     with stage("evaluate"):
         test = evaluate(ctx, ctx.data.test)
         extra = objective.report(ctx.model, ctx.data, ctx)
@@ -214,6 +221,9 @@ def build_network(ctx: RunContext) -> Any:
         return ctx.build(ctx.recipe.model)
     import keras
 
+    from kplug.remat import bind_keyword_arguments
+
+    bind_keyword_arguments()
     with keras.RematScope(mode="full" if remat is True else remat):
         return ctx.build(ctx.recipe.model)
 
@@ -281,14 +291,15 @@ def final_metrics(
     train = {k: _num(v) for k, v in last.items() if not k.startswith("val_")}
     validation = {k[4:]: _num(v) for k, v in last.items() if k.startswith("val_")}
     batch_size = ctx.recipe.data.options.batch_size
-    samples = timing.batches * batch_size
+    seconds = timing.seconds if timing else 0.0
+    samples = timing.batches * batch_size if timing else 0
     out: dict[str, Any] = {
         "test": {k: _num(v) for k, v in test.items()},
         "validation": validation,
         "train": train,
         "epochs": len(next(iter(history.values()), [])),
-        "train_seconds": round(timing.seconds, 3),
-        "samples_per_second": round(samples / timing.seconds, 1) if timing.seconds else None,
+        "train_seconds": round(seconds, 3),
+        "samples_per_second": round(samples / seconds, 1) if seconds else None,
     }
     out.update(extra)
     return out
@@ -310,7 +321,7 @@ def smoke_recipe(recipe: Recipe) -> Recipe:
     """The recipe shortened to a few steps of every stage."""
     batch = recipe.data.options.batch_size
     overrides = [
-        "train.epochs=1",
+        f"train.epochs={min(1, recipe.train.epochs)}",
         f"train.steps_per_epoch={SMOKE_STEPS}",
         f"train.validation_steps={SMOKE_STEPS}",
         f"data.limit={min(recipe.data.options.limit or 10**9, batch * SMOKE_BATCHES)}",

@@ -32,7 +32,7 @@ def load_digits(config: DigitsConfig, ctx: kplug.RunContext) -> kplug.Data:
 
 
 def estimate_digits(config: DigitsConfig, facts: dict) -> dict:
-    test = 360  # round(0.2 * per-class counts), summed
+    test = 359  # sum over classes of round(0.2 * class count)
     return {
         "train_examples": EXAMPLES - test,
         "test_examples": test,

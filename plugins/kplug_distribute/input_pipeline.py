@@ -16,6 +16,9 @@ def make_dataset(
 ) -> Any:
     """Shuffle (training, seeded, reshuffled each epoch), batch and prefetch a split.
 
+    NumPy splits are shuffled as indices and gathered a whole batch at a time, which is
+    as fast as Keras' own array adapter; datasets are shuffled element-wise.
+
     Args:
         split: a NumPy `(x, y[, sample_weight])` tuple or an unbatched `tf.data.Dataset`.
         batch_size: the global batch size.
@@ -25,14 +28,31 @@ def make_dataset(
     import tensorflow as tf
 
     if isinstance(split, tuple):
-        dataset = tf.data.Dataset.from_tensor_slices(split)
-        buffer = len(next(iter(split[0].values())) if isinstance(split[0], dict) else split[0])
-    else:
-        dataset = split
+        return _from_arrays(split, batch_size, training and shuffle, seed, training and repeat)
+    dataset = split
+    if training and shuffle:
         cardinality = int(dataset.cardinality())
         buffer = cardinality if 0 < cardinality <= 100_000 else 10_000
-    if training and shuffle:
         dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
     if training and repeat:
         dataset = dataset.repeat()
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _from_arrays(split: tuple, batch_size: int, shuffle: bool, seed: int, repeat: bool) -> Any:
+    import tensorflow as tf
+
+    tensors = tf.nest.map_structure(tf.convert_to_tensor, split)
+    first = tf.nest.flatten(tensors)[0]
+    n = int(first.shape[0])
+    indices = tf.data.Dataset.range(n)
+    if shuffle:
+        indices = indices.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        indices = indices.repeat()
+    batches = indices.batch(batch_size).map(
+        lambda index: tf.nest.map_structure(lambda t: tf.gather(t, index), tensors),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    return batches.prefetch(tf.data.AUTOTUNE)

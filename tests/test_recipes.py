@@ -1,0 +1,42 @@
+"""Every recipe in recipes/ starts with the command that runs it, validates, and
+smoke-runs (a few steps of every stage)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kplug import load_recipe
+from kplug.runner import run
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = sorted(p for p in (ROOT / "recipes").rglob("*.yaml") if not p.name.startswith("_"))
+# Recipes that need a service a test starts itself, smoke-run in their plugin's tests.
+SMOKED_ELSEWHERE: dict[str, str] = {}
+
+
+def _id(path: Path) -> str:
+    return str(path.relative_to(ROOT / "recipes"))
+
+
+def test_there_are_recipes():
+    assert any(p.name == "mnist_cnn.yaml" for p in RECIPES)
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=_id)
+def test_recipe_validates_and_names_its_command(path):
+    first = path.read_text().splitlines()[0]
+    assert first.startswith("# kplug ") and _id(path) in first, (
+        f"{path} must start with the command that runs it, e.g. '# kplug run recipes/{_id(path)}'"
+    )
+    load_recipe(path)
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=_id)
+def test_recipe_smoke_runs(path, tmp_path):
+    if _id(path) in SMOKED_ELSEWHERE:
+        pytest.skip(f"smoke-run by {SMOKED_ELSEWHERE[_id(path)]}")
+    result = run(load_recipe(path), runs_root=tmp_path, smoke=True, argv=["test"])
+    assert result.status == "completed"
+    assert (result.directory / "metrics.json").is_file()
