@@ -85,8 +85,9 @@ def main() -> int:
     ratio = statistics.median(ours) / statistics.median(theirs)
     print(f"median: kplug {statistics.median(ours):.1f} samples/s, plain Keras "
           f"{statistics.median(theirs):.1f} samples/s")  # fmt: skip
-    print(f"ratio kplug/keras = {ratio:.3f} (target >= 0.97); kplug end-to-end wall per run "
-          f"(load, build, fit, evaluate, save) median {statistics.median(walls):.1f} s")  # fmt: skip
+    print(f"ratio kplug/keras = {ratio:.3f} (target >= 0.97)")
+    print(f"kplug end-to-end wall per run (load, build, fit, evaluate, save): "
+          f"median {statistics.median(walls):.1f} s")  # fmt: skip
     return 0 if ratio >= 0.97 else 1
 
 

@@ -338,9 +338,7 @@ def _child(parent: Any, part: str | int, text: str, path: tuple, *, create: bool
     if isinstance(parent, dict):
         if part not in parent:
             if not create:
-                raise RecipeError(
-                    f"override {text!r}: {yamlio.dotted(path)} is not in the recipe."
-                )
+                raise RecipeError(f"override {text!r}: {yamlio.dotted(path)} is not in the recipe.")
             parent[part] = {}
         return parent[part]
     if isinstance(parent, list) and isinstance(part, int):
@@ -353,8 +351,7 @@ def _child(parent: Any, part: str | int, text: str, path: tuple, *, create: bool
             )
         return parent[part]
     raise RecipeError(
-        f"override {text!r}: {yamlio.dotted(path[:-1])} is not a section; "
-        f"it has no key {part!r}."
+        f"override {text!r}: {yamlio.dotted(path[:-1])} is not a section; it has no key {part!r}."
     )
 
 

@@ -122,9 +122,7 @@ class Registry:
         try:
             return self.components[kind][name]
         except KeyError:
-            raise UnknownComponentError(
-                kind, name, self.components[kind], where=where
-            ) from None
+            raise UnknownComponentError(kind, name, self.components[kind], where=where) from None
 
     def names(self, kind: str) -> list[str]:
         return sorted(self.components[kind])

@@ -69,8 +69,12 @@ def test_backend_mismatch_is_a_validation_error():
     with testing.registered(TFOnly(), name="tfonly"):
         with pytest.raises(kplug.RecipeError, match="works on the tensorflow backend, not 'jax'"):
             testing.recipe(
-                {"backend": "jax", "data": {"name": "tf_only"}, "model": {"name": "cnn"},
-                 "objective": {"name": "classification"}}  # fmt: skip
+                {
+                    "backend": "jax",
+                    "data": {"name": "tf_only"},
+                    "model": {"name": "cnn"},
+                    "objective": {"name": "classification"},
+                }  # fmt: skip
             )
 
 

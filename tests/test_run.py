@@ -119,9 +119,7 @@ def test_init_from_a_run_directory(tiny_run, tmp_path):
     before = load_model(tiny_run.directory.path).get_layer("conv1").get_weights()[0]
     after = load_model(result.directory.path).get_layer("conv1").get_weights()[0]
     np.testing.assert_array_equal(before, after)  # epochs: 0 only evaluates
-    assert result.metrics["test"]["accuracy"] == pytest.approx(
-        tiny_run.metrics["test"]["accuracy"]
-    )
+    assert result.metrics["test"]["accuracy"] == pytest.approx(tiny_run.metrics["test"]["accuracy"])
 
 
 def test_init_from_keeps_mismatched_layers_fresh(tiny_run, tmp_path):

@@ -13,7 +13,7 @@ from kplug import testing
 
 pytestmark = pytest.mark.xdist_group("third_party")
 
-PLUGIN = '''
+PLUGIN = """
 import kplug
 from pydantic import PositiveInt
 
@@ -35,7 +35,7 @@ def build_mlp(config, ctx):
 @kplug.hookimpl
 def register_architectures(register):
     register("third_mlp", build_mlp, config=MLPConfig, summary="a third-party MLP")
-'''
+"""
 
 
 @pytest.fixture
@@ -74,18 +74,23 @@ def test_third_party_plugin_is_listed_and_runs(site, tmp_path):
     assert "needs libfoo" in by_name["broken"]["error"]  # reported, others still work
 
     recipe = tmp_path / "r.yaml"
-    recipe.write_text(textwrap.dedent("""\
+    recipe.write_text(
+        textwrap.dedent("""\
         name: third
         data: {name: digits, batch_size: 32}
         model: {name: third_mlp, units: 8}
         objective: {name: classification}
-    """))
+    """)
+    )
     run = testing.cli("run", str(recipe), "--smoke", "--runs-dir", str(tmp_path / "runs"),
                       env=env_with(site))  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
-    assert "third" in json.loads(
-        (tmp_path / "runs" / "third").glob("*/manifest.json").__next__().read_text()
-    )["plugins"]
+    assert (
+        "third"
+        in json.loads((tmp_path / "runs" / "third").glob("*/manifest.json").__next__().read_text())[
+            "plugins"
+        ]
+    )
 
 
 def test_allowlist_controls_third_party_loading(site):

@@ -31,7 +31,7 @@ def test_mnist_is_the_real_5k_with_a_fixed_stratified_split():
     data = load({"name": "mnist"})
     x, y = data.train
     assert x.shape == (4000, 28, 28, 1) and x.dtype == np.float32
-    assert 0.0 <= x.min() and x.max() == 1.0
+    assert x.min() >= 0.0 and x.max() == 1.0
     assert np.bincount(data.test[1]).tolist() == [100] * 10  # stratified 20%
     again = load({"name": "mnist"})
     np.testing.assert_array_equal(again.test[0], data.test[0])  # fixed across runs

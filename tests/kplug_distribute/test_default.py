@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+from kplug_distribute.input_pipeline import make_dataset
 
 from kplug import testing
 from kplug.models import load_model
-from kplug_distribute.input_pipeline import make_dataset
 
 RECIPE = {
     "data": {"name": "digits", "batch_size": 64, "validation_split": 0.1},
