@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -11,22 +13,40 @@ from kplug.errors import KplugError
 log = logging.getLogger("kplug")
 
 
-def resolve_init_path(value: str) -> Path:
-    """A `.keras` file, or a run directory holding `model.keras`."""
+def resolve_init_path(value: str, *, key: str = "model.init_from") -> Path:
+    """The model file a recipe points at: a `.keras` file, a run directory holding
+    `model.keras`, or `runs/<name>`, meaning the newest completed run of that name."""
     path = Path(value).expanduser()
-    if path.is_dir():
-        candidate = path / "model.keras"
-        if not candidate.is_file():
-            raise KplugError(
-                f"model.init_from: {path} has no model.keras; give a finished run directory "
-                "(the one `kplug run` printed) or a .keras file."
-            )
-        return candidate
-    if not path.is_file():
+    if path.is_file():
+        return path
+    if not path.is_dir():
         raise KplugError(
-            f"model.init_from: {path} does not exist; give a .keras file or a run directory."
+            f"{key}: {path} does not exist; give a .keras file, a run directory or "
+            "runs/<name> (the newest completed run of that name)."
         )
-    return path
+    if (path / "model.keras").is_file():
+        return path / "model.keras"
+    newest = latest_completed_run(path)
+    if newest is None:
+        raise KplugError(
+            f"{key}: {path} has no model.keras and no completed run inside; run the recipe "
+            "that trains it first, or give a .keras file."
+        )
+    return newest / "model.keras"
+
+
+def latest_completed_run(parent: Path) -> Path | None:
+    """The newest `parent/<timestamp>/` whose manifest says completed and has a model."""
+    runs = []
+    for child in parent.iterdir():
+        manifest = child / "manifest.json"
+        if not (manifest.is_file() and (child / "model.keras").is_file()):
+            continue
+        with contextlib.suppress(OSError, ValueError):
+            data = json.loads(manifest.read_text("utf-8"))
+            if data.get("status") == "completed":
+                runs.append((data.get("finished", ""), child.name, child))
+    return max(runs)[2] if runs else None
 
 
 def initialize_from(model: Any, value: str, *, strict: bool = False,

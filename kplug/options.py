@@ -36,8 +36,8 @@ class ModelOptions(Config):
 
     init_from: str | None = Field(
         None,
-        description="start from the weights of a .keras file or an earlier run directory "
-        "(layers matched by name and shape)",
+        description="start from the weights of a .keras file, a run directory, or runs/<name> "
+        "(its newest completed run); layers are matched by name and shape",
     )
     init_strict: bool = Field(
         False, description="fail unless every layer with weights gets weights from init_from"

@@ -137,3 +137,12 @@ def test_init_from_missing_path(tmp_path):
     recipe = {**TINY, "model": {**TINY["model"], "init_from": str(tmp_path / "nope")}}
     with pytest.raises(KplugError, match="does not exist"):
         testing.smoke_run(recipe, tmp_path)
+
+
+def test_init_from_a_run_name_takes_the_newest_completed_run(tiny_run, tmp_path):
+    from kplug.initialize import resolve_init_path
+
+    name_dir = tiny_run.directory.path.parent
+    assert resolve_init_path(str(name_dir)) == tiny_run.directory / "model.keras"
+    with pytest.raises(KplugError, match="no completed run inside"):
+        resolve_init_path(str(tmp_path))
