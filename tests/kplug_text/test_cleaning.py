@@ -137,10 +137,12 @@ def test_empty_corpus_after_cleaning_is_a_data_error():
 def test_minhash_processes_the_whole_pydoc_corpus_in_under_10_seconds():
     docs = pydoc_documents("section")
     assert sum(map(len, docs)) > 450_000
-    start = time.perf_counter()
+    # CPU time of this process (including the import of datasketch and the LSH's parameter
+    # search), so that other processes on a shared machine do not count.
+    start = time.process_time()
     kept = step("minhash_dedup").clean(docs)
-    seconds = time.perf_counter() - start
-    assert seconds < 10, f"MinHash took {seconds:.1f} s"
+    seconds = time.process_time() - start
+    assert seconds < 10, f"MinHash took {seconds:.1f} s of CPU"
     # pydoc repeats whole sections under other headings (the underline differs, so exact
     # deduplication misses them); the first copy of each is kept.
     removed = [d for d, k in zip(docs, kept, strict=True) if k is None]
