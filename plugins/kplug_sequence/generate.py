@@ -103,7 +103,9 @@ def generate(
     end = tokenizer.special_ids.get("end")
     # Training streams put the end token before every document, so an empty prompt
     # starts a new document.
-    context = tokenizer.encode(prompt) or ([end] if end is not None else [1])
+    context = tokenizer.encode(prompt) or ([end] if end is not None else [])
+    if not context:
+        raise kplug.KplugError("this tokenizer has no end-of-text token: give a --prompt.")
     generated: list[int] = []
     for _ in range(max_tokens):
         window = np.asarray([context[-sequence_length:]], dtype=np.int32)
