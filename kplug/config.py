@@ -6,8 +6,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# The json_schema_extra key that marks a field naming other registered components.
+# json_schema_extra keys marking a field that names other registered components.
 COMPONENT_KIND = "kplug_component_kind"
+COMPONENT_LIST = "kplug_component_list"
 
 
 class Config(BaseModel):
@@ -41,7 +42,7 @@ def component_list(kind: str, *, default: list[Any] | None = None, description: 
     return Field(
         default_factory=lambda: list(default or []),
         description=description,
-        json_schema_extra={COMPONENT_KIND: kind, "kplug_component_list": True},
+        json_schema_extra={COMPONENT_KIND: kind, COMPONENT_LIST: True},
     )
 
 
@@ -60,4 +61,4 @@ def component_kind(field: Any) -> str | None:
 def component_kind_is_list(field: Any) -> bool:
     """Whether a `component_kind` field holds a list (`component_list`) or one entry."""
     extra = field.json_schema_extra
-    return isinstance(extra, dict) and bool(extra.get("kplug_component_list"))
+    return isinstance(extra, dict) and bool(extra.get(COMPONENT_LIST))

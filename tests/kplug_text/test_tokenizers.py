@@ -84,10 +84,13 @@ def test_vocab_size_larger_than_the_corpus_supports_is_a_data_error(name, params
         train(name, small, **params)
 
 
-def test_a_vocabulary_file_is_loaded_instead_of_training(tmp_path, corpus):
-    trained = train("wordpiece", corpus["train"], vocab_size=600)
-    path = trained.save(tmp_path)
-    loaded = train("wordpiece", ["unused"], vocabulary_file=str(path))
-    assert loaded.vocabulary == trained.vocabulary
+def test_a_vocabulary_file_is_loaded_instead_of_training(tmp_path):
+    vocabulary = ["[PAD]", "[UNK]", "[SEP]", "[CLS]", "[MASK]", "the", "cat", "sat", "##s"]
+    path = tmp_path / "vocab.txt"
+    path.write_text("\n".join(vocabulary) + "\n", encoding="utf-8")
+    loaded = train("wordpiece", ["never trained on"], vocabulary_file=str(path))
+    assert loaded.vocabulary == vocabulary
+    assert loaded.encode("the cats sat") == [5, 6, 8, 7]
+    assert loaded.decode(loaded.encode("the cats sat dog")) == "the cats sat [UNK]"
     with pytest.raises(kplug.DataError, match="does not exist"):
         train("wordpiece", ["unused"], vocabulary_file=str(tmp_path / "missing.txt"))
