@@ -1,0 +1,1 @@
+"""Text plugins: corpus datasets, cleaning steps, deduplication, tokenizers, web crawling."""
