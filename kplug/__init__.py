@@ -19,8 +19,17 @@ from typing import Any
 
 import pluggy
 
-from kplug.components import Compressor, Data, DataSpec, Exporter, Objective, Strategy
-from kplug.config import Config, EmptyConfig
+from kplug.components import (
+    Cleaner,
+    Compressor,
+    Data,
+    DataSpec,
+    Exporter,
+    Objective,
+    Strategy,
+    Tokenizer,
+)
+from kplug.config import Config, EmptyConfig, component_list, component_ref
 from kplug.context import RunContext
 from kplug.errors import DataError, KplugError, PluginError, RecipeError, RunError
 from kplug.recipe import Recipe, load_recipe
@@ -42,6 +51,7 @@ def run(recipe: Recipe | str, overrides: list[str] | tuple[str, ...] = (), **kwa
 
 
 __all__ = [
+    "Cleaner",
     "Compressor",
     "Config",
     "Data",
@@ -57,6 +67,9 @@ __all__ = [
     "RunContext",
     "RunError",
     "Strategy",
+    "Tokenizer",
+    "component_list",
+    "component_ref",
     "hookimpl",
     "load_recipe",
     "run",

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# The json_schema_extra key that marks a field naming other registered components.
+COMPONENT_KIND = "kplug_component_kind"
 
 
 class Config(BaseModel):
@@ -24,3 +29,35 @@ class Config(BaseModel):
 
 class EmptyConfig(Config):
     """A component without parameters."""
+
+
+def component_list(kind: str, *, default: list[Any] | None = None, description: str = "") -> Any:
+    """A `Config` field holding a list of components of `kind` (`clean: [{name: ...}]`).
+
+    The recipe validates each entry against its component's config, with file:line errors,
+    and stores it as a dict with every default filled in; build one with
+    `RunContext.build_nested(kind, entry)`. A bare name stands for `{name: NAME}`.
+    """
+    return Field(
+        default_factory=lambda: list(default or []),
+        description=description,
+        json_schema_extra={COMPONENT_KIND: kind, "kplug_component_list": True},
+    )
+
+
+def component_ref(kind: str, *, default: Any = None, description: str = "") -> Any:
+    """A `Config` field holding one component of `kind` (`tokenizer: {name: ...}`), or
+    None; validated and stored like `component_list` entries."""
+    return Field(default, description=description, json_schema_extra={COMPONENT_KIND: kind})
+
+
+def component_kind(field: Any) -> str | None:
+    """The component kind a field was declared with by `component_list`/`component_ref`."""
+    extra = field.json_schema_extra
+    return extra.get(COMPONENT_KIND) if isinstance(extra, dict) else None
+
+
+def component_kind_is_list(field: Any) -> bool:
+    """Whether a `component_kind` field holds a list (`component_list`) or one entry."""
+    extra = field.json_schema_extra
+    return isinstance(extra, dict) and bool(extra.get("kplug_component_list"))

@@ -56,6 +56,13 @@ class RunContext:
         component = self.registry.get(section.kind, section.name)
         return component.factory(section.config, self)
 
+    def build_nested(self, kind: str, entry: dict[str, Any]) -> Any:
+        """Build a component named inside another one's config (`component_list` /
+        `component_ref` fields: `{name: ..., **parameters}`)."""
+        component = self.registry.get(kind, entry["name"])
+        params = {k: v for k, v in entry.items() if k != "name"}
+        return component.factory(component.config.model_validate(params), self)
+
     def make_optimizer(self, **overrides: Any) -> Any:
         """A fresh Keras optimizer from the recipe's `optimizer:` and `train:` sections;
         `overrides` replace options (e.g. `learning_rate=2e-4` for a second optimizer)."""

@@ -113,6 +113,26 @@ def register_exporters(register: Register) -> None:
 
 
 @hookspec
+def register_cleaners(register: Register) -> None:
+    """Register text cleaning steps (a text dataset's ``clean:`` list).
+
+    The factory returns a `kplug.Cleaner`, whose ``clean(texts)`` returns one entry per
+    input text: the cleaned text, or None to drop it. Steps run in recipe order and each
+    reports the documents and characters it removed into ``data_report.json``.
+    """
+
+
+@hookspec
+def register_tokenizers(register: Register) -> None:
+    """Register tokenizers (a text dataset's ``tokenizer:``).
+
+    The factory returns an untrained `kplug.Tokenizer`; kplug trains it on the cleaned
+    training documents (or loads its vocabulary file) and saves it into the run directory,
+    so that generation works from the run directory alone.
+    """
+
+
+@hookspec
 def register_commands(register: Register) -> None:
     """Register ``kplug`` subcommands.
 

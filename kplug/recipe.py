@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from kplug import yamlio
-from kplug.config import Config
+from kplug.config import Config, component_kind, component_kind_is_list
 from kplug.errors import RecipeError, UnknownComponentError, unknown_name_message
 from kplug.options import (
     RUN_NAME_PATTERN,
@@ -520,6 +520,7 @@ def _component(
             f"{backend!r}; choose another {kind} or set backend: {component.backends[0]}",
         )
     params = {k: v for k, v in value.items() if k != "name"}
+    params = _nested_components(component.config, params, path, backend, registry, problems)
     options = None
     if options_model is not None:
         core_keys = set(options_model.model_fields)
@@ -537,6 +538,46 @@ def _component(
     if config is None or (options_model is not None and options is None):
         return None
     return Section(".".join(map(str, path)), kind, name, config, options)
+
+
+def _nested_components(
+    model: type[Config],
+    params: dict,
+    path: tuple,
+    backend: str,
+    registry: Registry,
+    problems: _Problems,
+) -> dict:
+    """Validate the fields a config declares with `component_list` / `component_ref`
+    exactly like top-level sections, and replace each entry by its resolved dict (name and
+    every parameter). A field with problems is dropped, so that it is reported once."""
+    out = dict(params)
+    for key, field_info in model.model_fields.items():
+        kind = component_kind(field_info)
+        if kind is None:
+            continue
+        value = out.get(key, field_info.get_default(call_default_factory=True))
+        many = component_kind_is_list(field_info)
+        if value is None and not many:
+            continue
+        if many and not isinstance(value, list):
+            problems.add(path + (key,), f"must be a list of {kind}s, e.g. {key}: [{{name: ...}}]")
+            out.pop(key, None)
+            continue
+        entries = value if many else [value]
+        resolved = []
+        for index, entry in enumerate(entries):
+            entry_path = path + ((key, index) if many else (key,))
+            if isinstance(entry, str):
+                entry = {"name": entry}
+            section = _component(entry, entry_path, kind, None, backend, registry, problems)
+            if section is not None:
+                resolved.append(section.to_dict())
+        if len(resolved) < len(entries):
+            out.pop(key, None)
+        else:
+            out[key] = resolved if many else resolved[0]
+    return out
 
 
 def _validate_config(

@@ -19,6 +19,8 @@ KINDS: dict[str, str] = {
     "register_tuners": "tuner",
     "register_callbacks": "callback",
     "register_exporters": "exporter",
+    "register_cleaners": "cleaner",
+    "register_tokenizers": "tokenizer",
     "register_commands": "command",
 }
 

@@ -1,0 +1,71 @@
+"""Registers the text datasets, cleaning steps and tokenizers."""
+
+from __future__ import annotations
+
+import kplug
+from kplug_text import cleaners, dedup, filters
+from kplug_text.bpe import BpeConfig, BpeTokenizer
+from kplug_text.char_level import (
+    ByteTokenizer,
+    ByteTokenizerConfig,
+    CharTokenizer,
+    CharTokenizerConfig,
+)
+from kplug_text.pydoc_corpus import PydocCorpusConfig, estimate_pydoc_corpus, load_pydoc_corpus
+from kplug_text.text_files import TextFilesConfig, load_text_files
+from kplug_text.unigram import SentencePieceConfig, SentencePieceTokenizer
+from kplug_text.wordpiece import WordPieceConfig, WordPieceTokenizer
+
+
+@kplug.hookimpl
+def register_datasets(register):
+    register(
+        "pydoc_corpus",
+        load_pydoc_corpus,
+        config=PydocCorpusConfig,
+        summary="CPython's pydoc help topics (~465k characters of English prose), embedded",
+        estimate=estimate_pydoc_corpus,
+    )
+    register(
+        "text_files",
+        load_text_files,
+        config=TextFilesConfig,
+        summary="documents from a file, folder or glob of .txt/.jsonl/.csv, optional labels",
+    )
+
+
+@kplug.hookimpl
+def register_cleaners(register):
+    register("strip_html", cleaners.StripHtml, config=cleaners.StripHtmlConfig,
+             summary="remove HTML tags, scripts and styles; decode entities")  # fmt: skip
+    register("normalize_unicode", cleaners.NormalizeUnicode,
+             config=cleaners.NormalizeUnicodeConfig,
+             summary="repair mojibake (ftfy) and apply NFKC (or another form)")  # fmt: skip
+    register("remove_characters", cleaners.RemoveCharacters,
+             config=cleaners.RemoveCharactersConfig,
+             summary="remove control, format and other special characters by category")  # fmt: skip
+    register("collapse_whitespace", cleaners.CollapseWhitespace,
+             config=cleaners.CollapseWhitespaceConfig,
+             summary="collapse runs of spaces and blank lines; strip the ends")  # fmt: skip
+    register("length_filter", filters.LengthFilter, config=filters.LengthFilterConfig,
+             summary="drop documents outside a range of characters and words")  # fmt: skip
+    register("quality_filter", filters.QualityFilter, config=filters.QualityFilterConfig,
+             summary="drop documents with few letters or many repeated lines")  # fmt: skip
+    register("exact_dedup", dedup.ExactDedup, config=dedup.ExactDedupConfig,
+             summary="drop documents whose normalized text was seen before (SHA-1)")  # fmt: skip
+    register("minhash_dedup", dedup.MinhashDedup, config=dedup.MinhashDedupConfig,
+             summary="drop near-duplicates (MinHash LSH over shingles, Jaccard)")  # fmt: skip
+
+
+@kplug.hookimpl
+def register_tokenizers(register):
+    register("char", CharTokenizer, config=CharTokenizerConfig,
+             summary="one token per character seen in training (others: unknown)")  # fmt: skip
+    register("byte", ByteTokenizer, config=ByteTokenizerConfig,
+             summary="one token per UTF-8 byte; nothing to train, exact round trip")  # fmt: skip
+    register("wordpiece", WordPieceTokenizer, config=WordPieceConfig,
+             summary="WordPiece vocabulary computed by keras-hub (BERT style)")  # fmt: skip
+    register("bpe", BpeTokenizer, config=BpeConfig,
+             summary="byte-level BPE trained with HF tokenizers (GPT-2 style)")  # fmt: skip
+    register("sentencepiece", SentencePieceTokenizer, config=SentencePieceConfig,
+             summary="SentencePiece unigram (or BPE) model")  # fmt: skip

@@ -1,0 +1,127 @@
+"""`text_files`: documents from a file, a folder or a glob of .txt, .jsonl and .csv files."""
+
+from __future__ import annotations
+
+import csv
+import glob
+import io
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+import kplug
+from kplug_text.corpus import Corpus, TextDataConfig, text_data
+
+SUFFIXES = (".txt", ".jsonl", ".csv")
+
+
+class TextFilesConfig(TextDataConfig):
+    path: str = Field(
+        description="a file, a folder (its .txt/.jsonl/.csv files, recursively) or a glob "
+        "(data/*.csv); relative to the current directory"
+    )
+    text_column: str = Field("text", description=".jsonl/.csv: the field holding the text")
+    label_column: str | None = Field(
+        None, description=".jsonl/.csv: the field holding the class label; null: unlabelled"
+    )
+    txt_document: Literal["file", "line", "paragraph"] = Field(
+        "file", description=".txt: one document per file, per non-empty line or per paragraph"
+    )
+    encoding: str = Field("utf-8", description="text encoding of the files")
+
+
+def find_files(pattern: str) -> list[Path]:
+    """The data files a `path:` names, sorted; a DataError if there are none."""
+    path = Path(pattern)
+    if path.is_file():
+        files = [path]
+    elif path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES and p.is_file())
+    else:
+        files = sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
+    if not files:
+        raise kplug.DataError(
+            f"data.path {pattern!r} matches no file (cwd {Path.cwd()}); give a file, a folder "
+            "of .txt/.jsonl/.csv files or a glob such as 'data/*.csv'."
+        )
+    unknown = [str(p) for p in files if p.suffix not in SUFFIXES]
+    if unknown:
+        raise kplug.DataError(
+            f"cannot read {', '.join(unknown[:3])}: text_files reads .txt, .jsonl and .csv files."
+        )
+    return files
+
+
+def read_corpus(config: TextFilesConfig) -> Corpus:
+    documents: list[str] = []
+    labels: list[str] | None = [] if config.label_column else None
+    for path in find_files(config.path):
+        text = _read_text(path, config.encoding)
+        if path.suffix == ".txt":
+            if labels is not None:
+                raise kplug.DataError(
+                    f"{path}: .txt files have no columns, so label_column "
+                    f"{config.label_column!r} cannot apply; use .csv or .jsonl for labels."
+                )
+            documents.extend(_txt_documents(text, config.txt_document))
+            continue
+        for where, record in _records(path, text):
+            documents.append(_field(record, config.text_column, where, "text_column"))
+            if labels is not None:
+                labels.append(_field(record, config.label_column, where, "label_column"))
+    return Corpus(documents, labels, source=config.path)
+
+
+def _read_text(path: Path, encoding: str) -> str:
+    try:
+        return path.read_bytes().decode(encoding)
+    except UnicodeDecodeError as error:
+        raise kplug.DataError(
+            f"{path}: not valid {encoding} text (byte {error.start}: "
+            f"{error.object[error.start : error.start + 1]!r}). Convert the file to UTF-8 "
+            "(iconv -f latin1 -t utf-8), or set data.encoding to its encoding."
+        ) from None
+    except LookupError:
+        raise kplug.DataError(f"data.encoding {encoding!r} is not a known encoding.") from None
+
+
+def _txt_documents(text: str, unit: str) -> list[str]:
+    if unit == "file":
+        return [text]
+    if unit == "line":
+        return [line for line in text.splitlines() if line.strip()]
+    return [p for p in text.replace("\r\n", "\n").split("\n\n") if p.strip()]
+
+
+def _records(path: Path, text: str):
+    if path.suffix == ".csv":
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        for row in reader:
+            yield f"{path}:{reader.line_num}", row
+        return
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise kplug.DataError(f"{path}:{number}: not a JSON object: {error.msg}") from None
+        if not isinstance(record, dict):
+            raise kplug.DataError(f"{path}:{number}: each line must be a JSON object")
+        yield f"{path}:{number}", record
+
+
+def _field(record: dict, column: str, where: str, option: str) -> str:
+    if column not in record or record[column] is None:
+        known = ", ".join(str(k) for k in record) or "(none)"
+        raise kplug.DataError(
+            f"{where}: no {option} {column!r} in this record (its columns: {known}); set "
+            f"data.{option} to the right column."
+        )
+    return str(record[column])
+
+
+def load_text_files(config: TextFilesConfig, ctx: kplug.RunContext) -> kplug.Data:
+    return text_data(read_corpus(config), config, ctx)

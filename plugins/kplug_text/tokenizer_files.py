@@ -1,0 +1,68 @@
+"""Training a recipe's tokenizer and keeping it in the run directory.
+
+A saved tokenizer is a folder (`RUN_DIR/tokenizer/`) holding the vocabulary file its
+component writes and `kplug_tokenizer.json` (the component name and resolved config), so
+`load_tokenizer(folder)` rebuilds it through the registry, whichever plugin registered it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import kplug
+
+METADATA = "kplug_tokenizer.json"
+FOLDER = "tokenizer"
+
+
+def train_tokenizer(entry: dict[str, Any], texts: list[str], ctx: kplug.RunContext):
+    """Build the tokenizer a resolved `tokenizer:` entry names; load its `vocabulary_file`
+    if it has one, else train it on `texts`."""
+    tokenizer = ctx.build_nested("tokenizer", entry)
+    vocabulary_file = entry.get("vocabulary_file")
+    if vocabulary_file:
+        path = Path(vocabulary_file)
+        if not path.is_file():
+            raise kplug.DataError(
+                f"data.tokenizer.vocabulary_file {vocabulary_file!r} does not exist "
+                f"(relative paths start at {Path.cwd()})."
+            )
+        tokenizer.load(path)
+    else:
+        tokenizer.train(texts)
+    return tokenizer
+
+
+def save_tokenizer(tokenizer: kplug.Tokenizer, entry: dict[str, Any], folder: Path) -> Path:
+    """Write the tokenizer's vocabulary and metadata into `folder` (created)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    vocabulary = tokenizer.save(folder)
+    config = {k: v for k, v in entry.items() if k not in ("name", "vocabulary_file")}
+    metadata = {"name": entry["name"], "config": config, "file": vocabulary.name}
+    (folder / METADATA).write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
+    return folder
+
+
+def load_tokenizer(folder: str | Path, registry: Any = None) -> kplug.Tokenizer:
+    """The tokenizer saved in `folder` (a run directory or its `tokenizer/` folder)."""
+    folder = Path(folder)
+    if (folder / FOLDER / METADATA).is_file():
+        folder = folder / FOLDER
+    metadata_path = folder / METADATA
+    if not metadata_path.is_file():
+        raise kplug.RunError(
+            f"{folder} holds no saved tokenizer ({METADATA}); give the directory of a run "
+            "whose data section has a tokenizer."
+        )
+    if registry is None:
+        from kplug.plugins import registry as loaded_registry
+
+        registry = loaded_registry()
+    metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
+    component = registry.get("tokenizer", metadata["name"])
+    tokenizer = component.factory(component.config.model_validate(metadata["config"]), None)
+    tokenizer.load(folder / metadata["file"])
+    return tokenizer
