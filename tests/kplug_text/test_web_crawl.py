@@ -8,15 +8,22 @@ from __future__ import annotations
 
 import collections
 import ipaddress
+import json
 import re
 import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pydantic
 import pytest
-from kplug_text.crawl import CrawlConfig, crawl
+from kplug_text.crawl.crawler import crawl
+from kplug_text.crawl.options import CrawlConfig
+
+from kplug import load_recipe
+from kplug.cli import main
+from kplug.runner import run
 
 NAVIGATION = ["Subscribe to our newsletter", "All rights reserved", "Partner site"]
 
@@ -275,3 +282,69 @@ def test_bad_options_are_refused_before_any_request(options, message):
     base = {"seeds": ["http://127.0.0.1:1/"], "allow_domains": ["127.0.0.1"]}
     with pytest.raises(pydantic.ValidationError, match=re.escape(message)):
         CrawlConfig(**{**base, **options})
+
+
+# --- the web_crawl dataset and recipes/web_corpus_lm.yaml --------------------------------
+
+RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "web_corpus_lm.yaml"
+
+
+def _site_overrides(site: Site, tmp_path) -> list[str]:
+    return [
+        f"data.seeds=[{site.url}/]",
+        "data.allow_domains=[127.0.0.1]",
+        "data.rate_limit_per_host=50",
+        "data.retry_backoff_s=0.05",
+        f"data.cache_dir={tmp_path / 'cache'}",
+    ]
+
+
+def test_kplug_data_shows_the_crawl_and_the_cleaning_table(tmp_path, capsys):
+    with Site(crawl_delay=None) as site:
+        code = main(["data", str(RECIPE), *_site_overrides(site, tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "'pages_fetched': 5" in out and "'extracted_characters': " in out
+    for reason in ("disallowed by robots.txt", "HTTP 404", "not HTML: application/octet-stream",
+                   "outside allow_domains", "not an HTML link (file extension)"):  # fmt: skip
+        assert reason in out
+    assert "crawl_pages:" in out and f"{site.url}/articles/three.html" in out
+    cleaning = out[out.index("cleaning:") :]
+    for step in ("normalize_unicode", "length_filter", "exact_dedup", "minhash_dedup"):
+        assert step in cleaning
+
+
+@pytest.mark.xdist_group("tensorflow")
+def test_web_corpus_lm_recipe_crawls_cleans_tokenizes_and_trains(tmp_path):
+    with Site(crawl_delay=None) as site:
+        # 16 per batch: the test site's few pages make fewer than two batches of 64.
+        recipe = load_recipe(RECIPE, [*_site_overrides(site, tmp_path), "data.batch_size=16"])
+        result = run(recipe, runs_root=tmp_path / "runs", smoke=True, argv=["test"])
+        requests = len(site.requests)
+    assert result.status == "completed"
+    assert (result.directory / "metrics.json").is_file()
+    lines = (result.directory / "web_crawl" / "documents.jsonl").read_text().splitlines()
+    documents = [json.loads(line) for line in lines]
+    assert {d["title"] for d in documents} == {title for title, _ in ARTICLES.values()}
+    assert all(d["url"].startswith(site.url) and d["text"] for d in documents)
+    report = json.loads((result.directory / "data_report.json").read_text())
+    assert report["crawl"]["network_requests"] == requests
+    assert report["tokenizer"]["name"] == "char"
+    assert [row["step"] for row in report["cleaning"]][-1] == "minhash_dedup"
+
+
+def test_bad_inputs_exit_2_with_the_fix(tmp_path, capsys):
+    base = [str(RECIPE), f"data.cache_dir={tmp_path / 'cache'}", "data.retry_backoff_s=0",
+            "data.rate_limit_per_host=50"]  # fmt: skip
+    closed = f"http://127.0.0.1:{_closed_port()}/"
+    cases = [
+        (["data.seeds=[not a url]"], "is not an http(s) URL"),
+        (["data.seeds=[https://example.org/]"], "seed 'https://example.org/' is outside"),
+        (["data.max_pages=0"], "data.max_pages: Input should be greater than 0"),
+        ([f"data.seeds=[{closed}]", "data.allow_domains=[127.0.0.1]"],
+         "robots.txt unreachable (connection refused)"),
+    ]  # fmt: skip
+    for overrides, message in cases:
+        assert main(["data", *base, *overrides]) == 2, overrides
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, err

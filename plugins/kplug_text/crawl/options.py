@@ -11,8 +11,8 @@ from pydantic import (
     NonNegativeInt,
     PositiveFloat,
     PositiveInt,
+    ValidationInfo,
     field_validator,
-    model_validator,
 )
 
 import kplug
@@ -27,7 +27,7 @@ class CrawlConfig(kplug.Config):
         min_length=1, description="start URLs (http or https); the crawl is breadth-first"
     )
     allow_domains: list[str] = Field(
-        default_factory=list,
+        [],
         description="host names the crawl may visit (subdomains included), e.g. "
         "[docs.python.org]; empty: the hosts of the seeds",
     )
@@ -85,24 +85,25 @@ class CrawlConfig(kplug.Config):
 
     @field_validator("allow_domains")
     @classmethod
-    def _domains_are_hosts(cls, domains: list[str]) -> list[str]:
+    def _domains_are_hosts_around_the_seeds(
+        cls, domains: list[str], info: ValidationInfo
+    ) -> list[str]:
         for domain in domains:
             if url_problem(f"http://{domain}/") or hostname(f"http://{domain}/") != domain.lower():
                 raise ValueError(
                     f"allow_domains entry {domain!r} is not a host name; write the host only, "
                     "e.g. docs.python.org (no scheme, port or path)"
                 )
-        return [d.lower() for d in domains]
-
-    @model_validator(mode="after")
-    def _seeds_inside_domains(self) -> CrawlConfig:
-        outside = [s for s in self.seeds if not in_domains(s, self.domains)]
+        domains = [d.lower() for d in domains]
+        # Checked here rather than in a model validator so the error points at this key;
+        # `seeds` is declared first, so it is validated (and present) when valid.
+        outside = [s for s in info.data.get("seeds", []) if domains and not in_domains(s, domains)]
         if outside:
             raise ValueError(
-                f"seed {outside[0]!r} is outside allow_domains {self.allow_domains}; add "
+                f"seed {outside[0]!r} is outside allow_domains {domains}; add "
                 f"{hostname(outside[0])!r} to allow_domains or remove the seed"
             )
-        return self
+        return domains
 
     @property
     def domains(self) -> list[str]:

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 from urllib.parse import urldefrag, urljoin, urlsplit, urlunsplit
 
-from courlan import normalize_url
-from courlan.filters import extension_filter
-
 SCHEMES = ("http", "https")
 
 
@@ -31,6 +28,8 @@ def url_problem(url: str) -> str | None:
 
 def normalize(url: str, base: str | None = None) -> str:
     """The canonical form of `url` (resolved against `base`), used to deduplicate."""
+    from courlan import normalize_url
+
     absolute, _fragment = urldefrag(urljoin(base, url) if base else url)
     parts = urlsplit(normalize_url(absolute))
     # `http://host` and `http://host/` are one resource; courlan leaves the empty path.
@@ -57,4 +56,6 @@ def in_domains(url: str, domains: list[str]) -> bool:
 def looks_like_html(url: str) -> bool:
     """False for links whose path ends in a non-web-page extension (.png, .pdf, .zip);
     the Content-Type of the response decides for the others."""
+    from courlan.filters import extension_filter
+
     return extension_filter(urlsplit(url).path.lower())
