@@ -75,7 +75,9 @@ class Component:
                 {
                     "name": key,
                     "type": _type_name(info.annotation),
-                    "default": None if info.is_required() else _jsonable(info.get_default()),
+                    "default": None
+                    if info.is_required()
+                    else _jsonable(info.get_default(call_default_factory=True)),
                     "required": info.is_required(),
                     "description": info.description or "",
                 }

@@ -13,7 +13,7 @@ import kplug
 
 # HTML elements that mark a document as HTML; prose such as "<class 'int'>" or "<expr>"
 # (which pydoc is full of) is not a tag and must survive.
-ELEMENTS = (
+ELEMENTS = (  # noqa: SIM905 (a word list reads better than 58 quoted names)
     "a abbr article aside b blockquote body br code div dl dt dd em footer form h1 h2 h3 h4 "
     "h5 h6 head header hr html i img input li link main meta nav noscript ol p pre script "
     "section small span strong style sub sup table tbody td template th thead title tr u ul"

@@ -78,7 +78,9 @@ class SentencePieceTokenizer(kplug.Tokenizer):
         )
 
     def normalize(self, text: str) -> str:
-        return self.processor.normalize(text)
+        # SentencePiece writes spaces as U+2581 and adds one before the text; decode
+        # turns them back and drops that first one.
+        return self.processor.normalize(text).replace("\u2581", " ").removeprefix(" ")
 
     def encode(self, text: str) -> list[int]:
         return self.processor.encode(text)

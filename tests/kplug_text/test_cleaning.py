@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 
 import pytest
+from kplug_text.pipeline import clean_documents
+from kplug_text.pydoc_corpus import pydoc_documents
 
 import kplug
 from kplug.context import RunContext
 from kplug.plugins import registry
-from kplug_text.pipeline import clean_documents
-from kplug_text.pydoc_corpus import pydoc_documents
 
 PROSE = (
     "The quick brown fox jumps over the lazy dog while the farmer watches from the porch. "
@@ -55,8 +55,10 @@ def test_normalize_unicode_repairs_mojibake_and_applies_nfkc():
     fixed, folded = step("normalize_unicode").clean([broken, ligature])
     assert fixed == "The Mona Lisa doesn’t have eyebrows"
     assert folded == "file wide"
-    assert step("normalize_unicode", uncurl_quotes=True).clean([broken])[0].endswith(
-        "doesn't have eyebrows"
+    assert (
+        step("normalize_unicode", uncurl_quotes=True)
+        .clean([broken])[0]
+        .endswith("doesn't have eyebrows")
     )
 
 
@@ -100,7 +102,13 @@ def test_minhash_removes_a_near_duplicate_with_one_word_changed():
 
 
 def test_pipeline_report_counts_documents_and_characters_per_step():
-    docs = ["<p>" + PROSE + "</p>", PROSE, PROSE.replace("rooster", "cockerel"), "!!!! ???? 1234", OTHER]
+    docs = [
+        "<p>" + PROSE + "</p>",
+        PROSE,
+        PROSE.replace("rooster", "cockerel"),
+        "!!!! ???? 1234",
+        OTHER,
+    ]
     steps = [
         {"name": "strip_html"},
         {"name": "quality_filter", "min_alphabetic_ratio": 0.6, "max_repeated_line_ratio": 0.3},
@@ -129,10 +137,12 @@ def test_empty_corpus_after_cleaning_is_a_data_error():
 def test_minhash_processes_the_whole_pydoc_corpus_in_under_10_seconds():
     docs = pydoc_documents("section")
     assert sum(map(len, docs)) > 450_000
-    start = time.perf_counter()
+    # CPU time of this process (including the import of datasketch and the LSH's parameter
+    # search), so that other processes on a shared machine do not count.
+    start = time.process_time()
     kept = step("minhash_dedup").clean(docs)
-    seconds = time.perf_counter() - start
-    assert seconds < 10, f"MinHash took {seconds:.1f} s"
+    seconds = time.process_time() - start
+    assert seconds < 10, f"MinHash took {seconds:.1f} s of CPU"
     # pydoc repeats whole sections under other headings (the underline differs, so exact
     # deduplication misses them); the first copy of each is kept.
     removed = [d for d, k in zip(docs, kept, strict=True) if k is None]

@@ -6,13 +6,13 @@ import json
 
 import numpy as np
 import pytest
+from kplug_text.pydoc_corpus import pydoc_documents
 
 import kplug
 from kplug import testing
 from kplug.cli import main
 from kplug.context import RunContext
 from kplug.plugins import registry
-from kplug_text.pydoc_corpus import pydoc_documents
 
 REVIEWS = [
     ("a wonderful film, the actors are great and the story is moving", "pos"),
@@ -75,8 +75,9 @@ def test_text_files_reads_jsonl_txt_folders_and_globs(tmp_path):
     )
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "b.txt").write_text("one line\nanother line\n\n", encoding="utf-8")
+    whole = {"validation_fraction": 0, "test_fraction": 0}
     folder = load({"name": "text_files", "path": str(tmp_path), "text_column": "body",
-                   "txt_document": "line", "validation_fraction": 0, "test_fraction": 0})  # fmt: skip
+                   "txt_document": "line", **whole})  # fmt: skip
     texts = list(folder.train[0])
     assert folder.spec.input_dtype == "string"
     assert texts == [t for t, _ in REVIEWS[:4]] + ["one line", "another line"]
@@ -88,10 +89,7 @@ def test_text_files_reads_jsonl_txt_folders_and_globs(tmp_path):
 def data_recipe(tmp_path, data: str) -> str:
     path = tmp_path / "r.yaml"
     path.write_text(
-        "name: bad\n"
-        f"data: {data}\n"
-        "model: {name: rnn}\n"
-        "objective: {name: classification}\n",
+        f"name: bad\ndata: {data}\nmodel: {{name: rnn}}\nobjective: {{name: classification}}\n",
         encoding="utf-8",
     )
     return str(path)
@@ -161,9 +159,10 @@ def test_nested_cleaners_and_tokenizer_are_validated_with_file_and_line(tmp_path
 
 
 def test_resolved_recipe_fills_in_nested_defaults():
-    recipe = testing.recipe({"data": {"name": "pydoc_corpus", "clean": ["exact_dedup"],
-                                      "tokenizer": "char"},
-                             "model": {"name": "rnn"}, "objective": {"name": "causal_lm"}})  # fmt: skip
+    data = {"name": "pydoc_corpus", "clean": ["exact_dedup"], "tokenizer": "char"}
+    recipe = testing.recipe(
+        {"data": data, "model": {"name": "rnn"}, "objective": {"name": "causal_lm"}}
+    )
     data = recipe.resolved()["data"]
     assert data["clean"] == [{"name": "exact_dedup", "normalize": True}]
     assert data["tokenizer"]["name"] == "char" and data["tokenizer"]["pad_token"] == "<pad>"
