@@ -86,6 +86,7 @@ class Site:
         self.routes["/images/logo.png"] = (200, "image/png", b"\x89PNG\r\n\x1a\n")
         self.requests: list[tuple[str, float]] = []
         self.flaky_failures = 1
+        self.busy_failures = 1
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -107,18 +108,25 @@ class Site:
                 if path == "/flaky" and site.flaky_failures:
                     site.flaky_failures -= 1
                     return self._send(500, "text/plain", b"try again")
+                if path == "/busy" and site.busy_failures:
+                    site.busy_failures -= 1
+                    return self._send(429, "text/plain", b"slow down", retry_after="1")
+                if path == "/busy":
+                    return self._send(*site.routes["/"])
                 if path == "/big":
                     return self._send_chunked(b"<p>" + b"word " * 2000 + b"</p>")
                 if path not in site.routes:
                     return self._send(404, "text/html", b"<h1>Not found</h1>")
                 self._send(*site.routes[path])
 
-            def _send(self, status, content_type, body, location=None):
+            def _send(self, status, content_type, body, location=None, retry_after=None):
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 if location:
                     self.send_header("Location", location)
+                if retry_after:
+                    self.send_header("Retry-After", retry_after)
                 self.end_headers()
                 self.wfile.write(body)
 
@@ -246,6 +254,20 @@ def test_limits_pages_depth_and_body_size(tmp_path):
         reasons = {s["url"]: s["reason"] for s in small.report.skipped}
         too_large = f"larger than max_page_bytes ({limit} bytes)"
         assert reasons == {big: too_large, index: too_large}  # /big: chunked, cut while read
+
+
+def test_retry_after_is_obeyed_and_refresh_cache_fetches_again(tmp_path):
+    with Site(crawl_delay=None) as site:
+        config = _config(site, tmp_path, seeds=[site.url + "/busy"], max_depth=0)
+        first = crawl(config)
+        busy = [t for path, t in site.requests if path == "/busy"]
+        assert len(busy) == 2 and busy[1] - busy[0] >= 0.95  # Retry-After: 1, backoff 0.05
+        assert [d.url for d in first.documents] == [site.url + "/busy"]
+
+        assert crawl(config).report.requests == 0
+        refreshed = crawl(config.model_copy(update={"refresh_cache": True}))
+        assert refreshed.report.requests == 2  # robots.txt and the page, again
+        assert refreshed.documents == first.documents
 
 
 def _closed_port() -> int:

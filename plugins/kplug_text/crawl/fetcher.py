@@ -67,7 +67,8 @@ class Fetcher:
     def fetch(self, url: str, *, interval: float, html_only: bool = True) -> Page:
         """The response for `url`: from the cache if there, else from the network with
         requests to its host at least `interval` seconds apart. `html_only` keeps only
-        text/html bodies. Transport errors become `Page.error` after the retries."""
+        text/html bodies. Request errors become `Page.error` (transport errors after the
+        retries)."""
         if self.cache is not None and not self.config.refresh_cache:
             cached = self.cache.get(url)
             if cached is not None:
@@ -87,7 +88,7 @@ class Fetcher:
                     self._request(page, interval, html_only)
         except TransientStatus:
             return page  # the last 5xx/429: reported, not cached, tried again next crawl
-        except httpx.TransportError as error:
+        except (httpx.RequestError, httpx.InvalidURL) as error:
             page.error = describe_error(error)
             return page
         if self.cache is not None:
@@ -167,8 +168,10 @@ def retry_after_s(response: httpx.Response) -> float | None:
     return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
-def describe_error(error: httpx.TransportError) -> str:
+def describe_error(error: httpx.RequestError | httpx.InvalidURL) -> str:
     """`connection refused`, `timed out`, ... for the crawl report."""
+    if isinstance(error, httpx.InvalidURL):
+        return f"invalid URL ({error})"
     if isinstance(error, httpx.TimeoutException):
         return f"timed out ({type(error).__name__})"
     reason = str(error) or type(error).__name__
