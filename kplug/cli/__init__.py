@@ -81,7 +81,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _configure_logging() -> None:
     logger = logging.getLogger("kplug")
-    if not any(getattr(h, "_kplug_console", False) for h in logger.handlers):
+    console = [h for h in logger.handlers if getattr(h, "_kplug_console", False)]
+    for handler in console:
+        # main() called again in one process (tests) may find sys.stderr replaced, and the
+        # old one closed: rebind without setStream, which would flush the closed one.
+        handler.stream = sys.stderr
+    if not console:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("kplug: %(message)s"))
         handler.addFilter(lambda record: not record.name.startswith("kplug.epochs"))

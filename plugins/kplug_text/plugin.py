@@ -14,6 +14,7 @@ from kplug_text.char_level import (
 from kplug_text.pydoc_corpus import PydocCorpusConfig, estimate_pydoc_corpus, load_pydoc_corpus
 from kplug_text.text_files import TextFilesConfig, load_text_files
 from kplug_text.unigram import SentencePieceConfig, SentencePieceTokenizer
+from kplug_text.web_crawl import WebCrawlConfig, estimate_web_crawl, load_web_crawl
 from kplug_text.wordpiece import WordPieceConfig, WordPieceTokenizer
 
 
@@ -31,6 +32,14 @@ def register_datasets(register):
         load_text_files,
         config=TextFilesConfig,
         summary="documents from a file, folder or glob of .txt/.jsonl/.csv, optional labels",
+    )
+    register(
+        "web_crawl",
+        load_web_crawl,
+        config=WebCrawlConfig,
+        summary="main text of web pages from a polite crawl (robots.txt, allowed domains, "
+        "on-disk cache)",
+        estimate=estimate_web_crawl,
     )
 
 
