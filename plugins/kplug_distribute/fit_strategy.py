@@ -1,4 +1,5 @@
-"""`FitStrategy`: a `tf.distribute` strategy (or none) driving Keras `model.fit`."""
+"""`FitStrategy`: a `tf.distribute` strategy (or none) driving Keras `model.fit`, and
+`LoopStrategy`, the same with kplug's distributed loop where `fit` fails."""
 
 from __future__ import annotations
 
@@ -28,6 +29,27 @@ class FitStrategy(kplug.Strategy):
     def scope(self) -> contextlib.AbstractContextManager:
         return self.tf_strategy.scope() if self.tf_strategy else contextlib.nullcontext()
 
+    def datasets(
+        self, data, *, batch_size, steps_per_epoch=None, shuffle=True, seed=0
+    ) -> tuple[Any, Any]:
+        """The batched training and validation datasets (global batches)."""
+        sharded = self.tf_strategy is not None
+        train = make_dataset(
+            data.train,
+            batch_size=batch_size,
+            training=True,
+            shuffle=shuffle,
+            seed=seed,
+            repeat=steps_per_epoch is not None,
+            sharded=sharded,
+        )
+        validation = None
+        if data.validation is not None:
+            validation = make_dataset(
+                data.validation, batch_size=batch_size, training=False, sharded=sharded
+            )
+        return train, validation
+
     def fit(
         self,
         model,
@@ -43,17 +65,10 @@ class FitStrategy(kplug.Strategy):
         shuffle=True,
         seed=0,
     ):
-        train = make_dataset(
-            data.train,
-            batch_size=batch_size,
-            training=True,
-            shuffle=shuffle,
+        train, validation = self.datasets(
+            data, batch_size=batch_size, steps_per_epoch=steps_per_epoch, shuffle=shuffle,
             seed=seed,
-            repeat=steps_per_epoch is not None,
-        )
-        validation = None
-        if data.validation is not None:
-            validation = make_dataset(data.validation, batch_size=batch_size, training=False)
+        )  # fmt: skip
         history = model.fit(
             train,
             validation_data=validation,
@@ -68,7 +83,9 @@ class FitStrategy(kplug.Strategy):
         return history.history
 
     def evaluate(self, model, split, *, batch_size, steps=None):
-        dataset = make_dataset(split, batch_size=batch_size, training=False)
+        dataset = make_dataset(
+            split, batch_size=batch_size, training=False, sharded=self.tf_strategy is not None
+        )
         return model.evaluate(dataset, steps=steps, return_dict=True, verbose=0)
 
     def describe(self) -> dict[str, Any]:
@@ -81,3 +98,53 @@ class FitStrategy(kplug.Strategy):
             "devices": devices,
             "training_loop": self.training_loop,
         }
+
+
+class LoopStrategy(FitStrategy):
+    """Like `FitStrategy`, but trains in kplug's `DistributedLoop` (same callbacks, loss,
+    metrics and history as `fit`) for strategies under which Keras 3 `fit` fails."""
+
+    training_loop = "distributed_loop"
+
+    def fit(
+        self,
+        model,
+        data,
+        *,
+        batch_size,
+        epochs,
+        initial_epoch=0,
+        steps_per_epoch=None,
+        validation_steps=None,
+        callbacks=(),
+        verbose="auto",
+        shuffle=True,
+        seed=0,
+    ):
+        from kplug_distribute.distributed_loop import DistributedLoop
+
+        train, validation = self.datasets(
+            data, batch_size=batch_size, steps_per_epoch=steps_per_epoch, shuffle=shuffle,
+            seed=seed,
+        )  # fmt: skip
+        history = DistributedLoop(self.tf_strategy, model).fit(
+            train,
+            validation=validation,
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            steps_per_epoch=steps_per_epoch,
+            validation_steps=validation_steps,
+            callbacks=[*callbacks, *self.extra_callbacks(model)],
+            verbose=verbose,
+        )
+        return history.history
+
+    def extra_callbacks(self, model) -> list[Any]:
+        """Callbacks the strategy itself needs (backups); none by default."""
+        return []
+
+    def evaluate(self, model, split, *, batch_size, steps=None):
+        from kplug_distribute.distributed_loop import DistributedLoop
+
+        dataset = make_dataset(split, batch_size=batch_size, training=False, sharded=True)
+        return DistributedLoop(self.tf_strategy, model).evaluate(dataset, steps=steps)

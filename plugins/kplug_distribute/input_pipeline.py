@@ -13,6 +13,8 @@ def make_dataset(
     shuffle: bool = True,
     seed: int = 0,
     repeat: bool = False,
+    sharded: bool = False,
+    drop_remainder: bool = False,
 ) -> Any:
     """Shuffle (training, seeded, reshuffled each epoch), batch and prefetch a split.
 
@@ -24,11 +26,16 @@ def make_dataset(
         batch_size: the global batch size.
         training: shuffle and, if `repeat`, repeat forever.
         seed: the shuffle seed, so a run's data order is reproducible.
+        sharded: set the auto-shard policy for a `tf.distribute` strategy that splits the
+            data between workers.
+        drop_remainder: drop a last partial batch (devices that need equal shards).
     """
     import tensorflow as tf
 
     if isinstance(split, tuple):
-        return _from_arrays(split, batch_size, training and shuffle, seed, training and repeat)
+        dataset = _from_arrays(split, batch_size, training and shuffle, seed,
+                               training and repeat, drop_remainder)  # fmt: skip
+        return _shard_by(dataset, "DATA") if sharded else dataset
     dataset = split
     if training and shuffle:
         cardinality = int(dataset.cardinality())
@@ -36,10 +43,26 @@ def make_dataset(
         dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
     if training and repeat:
         dataset = dataset.repeat()
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+    return _shard_by(dataset, "AUTO") if sharded else dataset
 
 
-def _from_arrays(split: tuple, batch_size: int, shuffle: bool, seed: int, repeat: bool) -> Any:
+def _shard_by(dataset: Any, policy: str) -> Any:
+    """In-memory data has no files to split: each worker keeps its share of every global
+    batch (DATA). A file dataset gets AUTO: whole files per worker when there are enough
+    files, else by element."""
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = getattr(
+        tf.data.experimental.AutoShardPolicy, policy
+    )
+    return dataset.with_options(options)
+
+
+def _from_arrays(
+    split: tuple, batch_size: int, shuffle: bool, seed: int, repeat: bool, drop_remainder: bool
+) -> Any:
     import tensorflow as tf
 
     tensors = tf.nest.map_structure(tf.convert_to_tensor, split)
@@ -50,7 +73,7 @@ def _from_arrays(split: tuple, batch_size: int, shuffle: bool, seed: int, repeat
         indices = indices.shuffle(n, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         indices = indices.repeat()
-    batches = indices.batch(batch_size).map(
+    batches = indices.batch(batch_size, drop_remainder=drop_remainder).map(
         lambda index: tf.nest.map_structure(lambda t: tf.gather(t, index), tensors),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
