@@ -4,10 +4,15 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import logging
 from typing import Any
 
 import kplug
+from kplug_distribute import input_pipeline
 from kplug_distribute.input_pipeline import make_dataset
+
+log = logging.getLogger("kplug")
 
 
 class FitStrategy(kplug.Strategy):
@@ -30,25 +35,19 @@ class FitStrategy(kplug.Strategy):
         return self.tf_strategy.scope() if self.tf_strategy else contextlib.nullcontext()
 
     def datasets(
-        self, data, *, batch_size, steps_per_epoch=None, shuffle=True, seed=0
-    ) -> tuple[Any, Any]:
-        """The batched training and validation datasets (global batches)."""
+        self, data, *, batch_size, steps_per_epoch=None, shuffle=True, seed=0, initial_epoch=0
+    ) -> tuple[Any, Any, int | None]:
+        """The batched training stream, the validation batches and the steps per epoch."""
         sharded = self.tf_strategy is not None
-        train = make_dataset(
-            data.train,
-            batch_size=batch_size,
-            training=True,
-            shuffle=shuffle,
-            seed=seed,
-            repeat=steps_per_epoch is not None,
-            sharded=sharded,
-        )
+        train = make_dataset(data.train, batch_size=batch_size, training=True, shuffle=shuffle,
+                             seed=seed, first_epoch=initial_epoch, sharded=sharded)  # fmt: skip
         validation = None
         if data.validation is not None:
             validation = make_dataset(
                 data.validation, batch_size=batch_size, training=False, sharded=sharded
             )
-        return train, validation
+        steps = steps_per_epoch or input_pipeline.steps_per_epoch(data.train, batch_size)
+        return train, validation, steps
 
     def fit(
         self,
@@ -65,16 +64,16 @@ class FitStrategy(kplug.Strategy):
         shuffle=True,
         seed=0,
     ):
-        train, validation = self.datasets(
+        train, validation, steps = self.datasets(
             data, batch_size=batch_size, steps_per_epoch=steps_per_epoch, shuffle=shuffle,
-            seed=seed,
+            seed=seed, initial_epoch=initial_epoch,
         )  # fmt: skip
         history = model.fit(
             train,
             validation_data=validation,
             epochs=epochs,
             initial_epoch=initial_epoch,
-            steps_per_epoch=steps_per_epoch,
+            steps_per_epoch=steps,
             validation_steps=validation_steps,
             callbacks=list(callbacks),
             verbose=verbose,
@@ -123,20 +122,21 @@ class LoopStrategy(FitStrategy):
     ):
         from kplug_distribute.distributed_loop import DistributedLoop
 
-        train, validation = self.datasets(
+        train, validation, steps = self.datasets(
             data, batch_size=batch_size, steps_per_epoch=steps_per_epoch, shuffle=shuffle,
-            seed=seed,
+            seed=seed, initial_epoch=initial_epoch,
         )  # fmt: skip
         history = DistributedLoop(self.tf_strategy, model).fit(
             train,
             validation=validation,
             epochs=epochs,
             initial_epoch=initial_epoch,
-            steps_per_epoch=steps_per_epoch,
+            steps_per_epoch=steps,
             validation_steps=validation_steps,
             callbacks=[*callbacks, *self.extra_callbacks(model)],
             verbose=verbose,
         )
+        log.info("final weights sha256 %s", weights_digest(model))
         return history.history
 
     def extra_callbacks(self, model) -> list[Any]:
@@ -148,3 +148,11 @@ class LoopStrategy(FitStrategy):
 
         dataset = make_dataset(split, batch_size=batch_size, training=False, sharded=True)
         return DistributedLoop(self.tf_strategy, model).evaluate(dataset, steps=steps)
+
+
+def weights_digest(model: Any) -> str:
+    """A hash of the model's weights: workers in sync print the same one."""
+    digest = hashlib.sha256()
+    for weight in model.get_weights():
+        digest.update(weight.tobytes())
+    return digest.hexdigest()[:16]

@@ -115,8 +115,11 @@ class JaxStrategy(kplug.Strategy):
         shuffle=True,
         seed=0,
     ):
+        from kplug_distribute.input_pipeline import steps_per_epoch as batches
+
         train = self._dataset(data.train, batch_size, True, shuffle=shuffle, seed=seed,
-                              repeat=steps_per_epoch is not None)  # fmt: skip
+                              first_epoch=initial_epoch)  # fmt: skip
+        drop = bool((splits.count(data.train) or 0) % batch_size % self.num_replicas)
         validation = None
         if data.validation is not None:
             validation = self._dataset(data.validation, batch_size, False)
@@ -125,7 +128,7 @@ class JaxStrategy(kplug.Strategy):
             validation_data=validation,
             epochs=epochs,
             initial_epoch=initial_epoch,
-            steps_per_epoch=steps_per_epoch,
+            steps_per_epoch=steps_per_epoch or batches(data.train, batch_size, drop),
             validation_steps=validation_steps,
             callbacks=list(callbacks),
             verbose=verbose,
