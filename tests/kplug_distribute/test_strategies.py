@@ -158,3 +158,18 @@ def _tiny() -> dict:
     data = yaml.safe_load(RECIPE)
     data.pop("name")
     return data
+
+
+def test_linear_learning_rate_scaling_multiplies_by_the_replicas():
+    from kplug.context import RunContext
+    from kplug.optimizers import make_optimizer
+    from kplug.plugins import registry
+
+    class FourReplicas(kplug.Strategy):
+        num_replicas = 4
+
+    for scaling, expected in (("none", 0.01), ("linear", 0.04)):
+        optimizer = {"learning_rate": 0.01, "scale_learning_rate": scaling}
+        ctx = RunContext(testing.recipe({**_tiny(), "optimizer": optimizer}), registry())
+        ctx.strategy = FourReplicas()
+        assert float(make_optimizer(ctx).learning_rate) == pytest.approx(expected)
