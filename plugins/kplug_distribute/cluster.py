@@ -75,6 +75,22 @@ def cluster_from(recipe_cluster: dict[str, Any] | None) -> Cluster | None:
     return parse_tf_config(data, "TF_CONFIG")
 
 
+def cluster_from_slurm(port_base: int) -> Cluster:
+    """The cluster of this SLURM job (one task per worker), by TensorFlow's
+    `SlurmClusterResolver`."""
+    if "SLURM_JOB_ID" not in os.environ:
+        raise kplug.RunError(
+            "strategy.resolver is slurm but this process is not part of a SLURM job (no "
+            "SLURM_JOB_ID); start one task per worker with `srun kplug run ...`, or use "
+            "resolver: tf_config with TF_CONFIG set."
+        )
+    import tensorflow as tf
+
+    resolver = tf.distribute.cluster_resolver.SlurmClusterResolver(port_base=port_base)
+    task = {"type": resolver.task_type, "index": resolver.task_id}
+    return parse_tf_config({"cluster": resolver.cluster_spec().as_dict(), "task": task}, "SLURM")
+
+
 def parse_tf_config(data: Any, source: str) -> Cluster:
     """Check a `TF_CONFIG` mapping: a cluster of `host:port` lists and this process's task."""
     example = '{"type": "worker", "index": 0}'

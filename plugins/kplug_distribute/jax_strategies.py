@@ -95,8 +95,10 @@ class JaxStrategy(kplug.Strategy):
         remainder = (splits.count(split) or 0) % batch_size
         drop = bool(remainder % self.num_replicas)
         if drop:
-            log.warning("dropping the last %d examples of a split: a batch of %d does not "
-                        "split over %d devices", remainder, remainder, self.num_replicas)  # fmt: skip
+            log.warning(
+                "dropping the last %d examples of a split: a batch of %d does not split over "
+                "%d devices", remainder, remainder, self.num_replicas,
+            )  # fmt: skip
         return make_dataset(split, batch_size=batch_size, training=training,
                             drop_remainder=drop, **kwargs)  # fmt: skip
 

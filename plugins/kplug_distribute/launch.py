@@ -79,7 +79,7 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def _ports(args: argparse.Namespace) -> list[int]:
-    from kplug_distribute.cluster import free_ports, parse_tf_config, check_port_free
+    from kplug_distribute.cluster import check_port_free, free_ports, parse_tf_config
 
     if not args.ports:
         return free_ports(args.workers)

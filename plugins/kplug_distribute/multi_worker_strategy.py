@@ -7,10 +7,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from kplug.rundir import RunDirectory
 from kplug_distribute.cluster import Cluster
 from kplug_distribute.fit_strategy import LoopStrategy
-
-from kplug.rundir import RunDirectory
 
 # Set by `kplug launch` for the chief: the run directory a restarted chief continues.
 RUN_DIRECTORY_ENV = "KPLUG_RUN_DIRECTORY"

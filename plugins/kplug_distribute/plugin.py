@@ -25,8 +25,13 @@ def _mirrored_estimate(config: tf_strategies.MirroredConfig, facts: dict) -> dic
 
 
 def _multi_worker_estimate(config: tf_strategies.MultiWorkerConfig, facts: dict) -> dict:
+    import os
+
     from kplug_distribute.cluster import cluster_from
 
+    if config.resolver == "slurm":
+        workers = int(os.environ.get("SLURM_NTASKS", "1"))
+        return {"workers": workers, "replicas": workers * (config.logical_cpu_devices or 1)}
     cluster = cluster_from(config.cluster)
     workers = cluster.num_workers if cluster else 1
     out: dict[str, Any] = {"workers": workers,

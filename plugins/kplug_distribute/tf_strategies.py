@@ -36,6 +36,11 @@ class MultiWorkerConfig(kplug.Config):
         "task: {type: worker, index: i}}); null: the TF_CONFIG environment variable, or one "
         "local worker when it is unset"
     )  # fmt: skip
+    resolver: Literal["tf_config", "slurm"] = Field(
+        "tf_config", description="where the cluster comes from: TF_CONFIG (or `cluster`), or "
+        "the SLURM job this process runs in (TensorFlow's SlurmClusterResolver)"
+    )  # fmt: skip
+    port_base: PositiveInt = Field(8888, description="slurm: first port of the workers")
     communication: Literal["auto", "ring", "nccl"] = Field(
         "auto", description="collective implementation: ring (gRPC), nccl (GPUs) or auto"
     )
@@ -96,11 +101,14 @@ def _cross_device_ops(config: MirroredConfig) -> Any:
 
 
 def make_multi_worker(config: MultiWorkerConfig, ctx: kplug.RunContext):
-    from kplug_distribute.cluster import check_port_free, cluster_from
+    from kplug_distribute.cluster import check_port_free, cluster_from, cluster_from_slurm
     from kplug_distribute.multi_worker_strategy import MultiWorkerStrategy, backup_dir_from
 
     # Checked before TensorFlow starts: it aborts or hangs on these mistakes.
-    cluster = cluster_from(config.cluster)
+    if config.resolver == "slurm":
+        cluster = cluster_from_slurm(config.port_base)
+    else:
+        cluster = cluster_from(config.cluster)
     if cluster is not None:
         check_port_free(cluster)
     import tensorflow as tf

@@ -20,6 +20,7 @@ pytestmark = [
     pytest.mark.xdist_group("distribute"),
 ]
 
+LAYOUTS = "{dense.*kernel: [null, model], conv.*kernel: [null, null, null, model]}"
 JAX_ENV = {"KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
 SHORT = ["backend=jax", "data.limit=256", "train.epochs=1", "train.steps_per_epoch=3",
          "train.verbose=0"]  # fmt: skip
@@ -29,8 +30,7 @@ SHORT = ["backend=jax", "data.limit=256", "train.epochs=1", "train.steps_per_epo
     ("strategy", "mesh"),
     [
         (["strategy.name=jax_data_parallel"], {"batch": 2}),
-        (["strategy.name=jax_model_parallel",
-          "strategy.layouts={dense.*kernel: [null, model], conv.*kernel: [null, null, null, model]}"],
+        (["strategy.name=jax_model_parallel", f"strategy.layouts={LAYOUTS}"],
          {"batch": 1, "model": 2}),
     ],
     ids=["data_parallel", "model_parallel"],

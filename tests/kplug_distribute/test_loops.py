@@ -119,7 +119,8 @@ def test_mirrored_on_two_cpus_equals_default(tmp_path):
     recipe = tmp_path / "r.yaml"
     recipe.write_text(json.dumps({"name": "mirror", **RECIPE}))
     mirrored = testing.cli("run", str(recipe), "strategy.name=mirrored",
-                           "strategy.logical_cpu_devices=2", "--runs-dir", str(tmp_path / "m"))  # fmt: skip
+                           "strategy.logical_cpu_devices=2",
+                           "--runs-dir", str(tmp_path / "m"))  # fmt: skip
     assert mirrored.returncode == 0, mirrored.stderr[-3000:]
     mirrored_dir = Path(mirrored.stdout.strip().splitlines()[-1])
     manifest = json.loads((mirrored_dir / "manifest.json").read_text())["strategy"]

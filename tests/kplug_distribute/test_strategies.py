@@ -124,7 +124,9 @@ def test_plan_shows_the_per_replica_batch(monkeypatch):
 
 def test_tf_config_chief_rules():
     workers = {"worker": ["a:1", "b:2"]}
-    assert parse_tf_config({"cluster": workers, "task": {"type": "worker", "index": 0}}, "t").is_chief
+    assert parse_tf_config(
+        {"cluster": workers, "task": {"type": "worker", "index": 0}}, "t"
+    ).is_chief
     assert not parse_tf_config(
         {"cluster": workers, "task": {"type": "worker", "index": 1}}, "t"
     ).is_chief
@@ -173,3 +175,10 @@ def test_linear_learning_rate_scaling_multiplies_by_the_replicas():
         ctx = RunContext(testing.recipe({**_tiny(), "optimizer": optimizer}), registry())
         ctx.strategy = FourReplicas()
         assert float(make_optimizer(ctx).learning_rate) == pytest.approx(expected)
+
+
+def test_slurm_resolver_outside_slurm_is_a_user_error(recipe_file, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    code = _run(recipe_file, tmp_path, "strategy.name=multi_worker", "strategy.resolver=slurm")
+    assert code == 2
+    assert "not part of a SLURM job (no SLURM_JOB_ID)" in capsys.readouterr().err
