@@ -51,32 +51,41 @@ def test_two_workers_equal_each_other_and_one_process(tmp_path):
         np.testing.assert_allclose(a, b, atol=1e-4)
 
 
-def test_a_killed_worker_is_restarted_and_the_run_completes(tmp_path):
-    epochs, steps = 3, 40
-    command = [sys.executable, "-m", "kplug", "launch", "--workers", "2", "--restart-failed",
-               RECIPE, "data.limit=256", f"train.epochs={epochs}",
-               f"train.steps_per_epoch={steps}", "train.verbose=2",
-               "--runs-dir", str(tmp_path / "runs")]  # fmt: skip
-    launch = subprocess.Popen(
+def _launch(tmp_path, *options: str, epochs: int, steps: int) -> subprocess.Popen:
+    command = [sys.executable, "-m", "kplug", "launch", "--workers", "2", *options, RECIPE,
+               "data.limit=256", f"train.epochs={epochs}", f"train.steps_per_epoch={steps}",
+               "train.verbose=2", "--runs-dir", str(tmp_path / "runs")]  # fmt: skip
+    return subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )  # fmt: skip
-    lines, killed, deadline = [], False, time.monotonic() + 480
+
+
+def _kill_worker_1_at(launch: subprocess.Popen, marker: str) -> tuple[str, list[int]]:
+    """Read the launch's output; SIGKILL worker 1 when it prints `marker`. Returns the
+    output and the first workers' pids."""
+    lines, pids, deadline = [], [], time.monotonic() + 480
     try:
         for line in launch.stdout:
             lines.append(line)
-            if not killed and line.startswith("[worker 1] Epoch 2/"):
-                # Epoch 1 ended, so the chief's backup exists; worker 1 dies mid-epoch 2.
-                pids = re.search(r"pids (\d+), (\d+)", "".join(lines)).groups()
-                os.kill(int(pids[1]), signal.SIGKILL)
-                killed = True
+            if not pids and (found := re.search(r"pids (\d+), (\d+)", line)):
+                pids = [int(p) for p in found.groups()]
+            if line.startswith(f"[worker 1] {marker}") and pids and launch.poll() is None:
+                os.kill(pids[1], signal.SIGKILL)
+                marker = "\0never"  # once
             assert time.monotonic() < deadline, "launch took too long"
         launch.wait(timeout=60)
     finally:
         if launch.poll() is None:
             launch.kill()
-    output = "".join(lines)
-    assert killed, output[-4000:]
+    return "".join(lines), pids
+
+
+def test_a_killed_worker_is_restarted_and_the_run_completes(tmp_path):
+    epochs, steps = 3, 40
+    launch = _launch(tmp_path, "--restart-failed", epochs=epochs, steps=steps)
+    # At "Epoch 2/" epoch 1 has ended, so the chief's backup exists; worker 1 dies mid-epoch.
+    output, _ = _kill_worker_1_at(launch, "Epoch 2/")
     assert launch.returncode == 0, output[-4000:]
     assert "worker 1 failed (exit code -9); restarting the cluster" in output
     chief = Path(output.strip().splitlines()[-1])
@@ -85,3 +94,15 @@ def test_a_killed_worker_is_restarted_and_the_run_completes(tmp_path):
     assert int(model.optimizer.iterations.numpy()) == epochs * steps
     manifest = json.loads((chief / "manifest.json").read_text())
     assert manifest["status"] == "completed"
+
+
+def test_without_restart_a_failed_worker_stops_the_others(tmp_path):
+    launch = _launch(tmp_path, epochs=3, steps=40)
+    output, pids = _kill_worker_1_at(launch, "Epoch 1/")
+    assert launch.returncode == 1, output[-4000:]
+    assert "worker 1 failed (exit code -9); stopped the others" in output
+    assert not Path(f"/proc/{pids[0]}").exists() or _is_zombie(pids[0]), "worker 0 still runs"
+
+
+def _is_zombie(pid: int) -> bool:
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
