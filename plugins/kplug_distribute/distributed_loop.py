@@ -9,6 +9,7 @@ bar, early stopping, backups): the loss, metrics and optimizer are the compiled 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -30,7 +31,7 @@ class DistributedLoop:
 
     def fit(
         self,
-        dataset: Any,
+        train: Callable[[int], Any],
         *,
         epochs: int,
         initial_epoch: int = 0,
@@ -40,15 +41,19 @@ class DistributedLoop:
         callbacks: list[Any] = (),
         verbose: Any = "auto",
     ) -> Any:
-        """Like `model.fit(dataset, ...)` on a batched dataset; returns the `History`.
+        """Like `model.fit(train(initial_epoch), ...)`; returns the `History`.
 
-        Without `steps_per_epoch` every epoch is one pass over `dataset`; with it,
-        `dataset` repeats and one iterator runs on across epochs, as in `fit`.
+        Args:
+            train: the batched training data from a given epoch on: `train(e)`. It is
+                called once the callbacks have begun, so that a restored backup's epoch
+                (`BackupAndRestore`) also resumes the data order.
+            steps_per_epoch: batches per epoch, on one iterator that runs across epochs
+                (an endless stream); None: each epoch is one pass over `train(e)`.
         """
         import keras
 
         model = self.model
-        steps = steps_per_epoch or _batches(dataset)
+        steps = steps_per_epoch or _batches(train(initial_epoch))
         callbacks = keras.callbacks.CallbackList(
             list(callbacks),
             add_history=True,
@@ -58,13 +63,13 @@ class DistributedLoop:
             steps=steps,
             model=model,
         )
-        self._build(dataset)
-        distributed = self.strategy.experimental_distribute_dataset(dataset)
-        iterator = iter(distributed) if steps_per_epoch else None
+        self._build(train(initial_epoch))
         model.stop_training = False
         callbacks.on_train_begin()
         # BackupAndRestore sets `_initial_epoch` when it restores a backup, as in `fit`.
         initial_epoch = getattr(model, "_initial_epoch", None) or initial_epoch
+        distributed = self.strategy.experimental_distribute_dataset(train(initial_epoch))
+        iterator = iter(distributed) if steps_per_epoch else None
         training_logs = None
         for epoch in range(initial_epoch, epochs):
             model.reset_metrics()

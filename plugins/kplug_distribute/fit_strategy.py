@@ -39,14 +39,15 @@ class FitStrategy(kplug.Strategy):
     ) -> tuple[Any, Any, int | None]:
         """The batched training stream, the validation batches and the steps per epoch."""
         sharded = self.tf_strategy is not None
+        steps = steps_per_epoch or input_pipeline.steps_per_epoch(data.train, batch_size)
         train = make_dataset(data.train, batch_size=batch_size, training=True, shuffle=shuffle,
-                             seed=seed, first_epoch=initial_epoch, sharded=sharded)  # fmt: skip
+                             seed=seed, start_step=initial_epoch * (steps or 0),
+                             sharded=sharded)  # fmt: skip
         validation = None
         if data.validation is not None:
             validation = make_dataset(
                 data.validation, batch_size=batch_size, training=False, sharded=sharded
             )
-        steps = steps_per_epoch or input_pipeline.steps_per_epoch(data.train, batch_size)
         return train, validation, steps
 
     def fit(
@@ -122,10 +123,16 @@ class LoopStrategy(FitStrategy):
     ):
         from kplug_distribute.distributed_loop import DistributedLoop
 
-        train, validation, steps = self.datasets(
+        _, validation, steps = self.datasets(
             data, batch_size=batch_size, steps_per_epoch=steps_per_epoch, shuffle=shuffle,
             seed=seed, initial_epoch=initial_epoch,
         )  # fmt: skip
+
+        def train(first_epoch: int) -> Any:
+            return make_dataset(data.train, batch_size=batch_size, training=True,
+                                shuffle=shuffle, seed=seed,
+                                start_step=first_epoch * (steps or 0), sharded=True)  # fmt: skip
+
         history = DistributedLoop(self.tf_strategy, model).fit(
             train,
             validation=validation,

@@ -14,7 +14,7 @@ def make_dataset(
     training: bool,
     shuffle: bool = True,
     seed: int = 0,
-    first_epoch: int = 0,
+    start_step: int = 0,
     sharded: bool = False,
     drop_remainder: bool = False,
 ) -> Any:
@@ -25,7 +25,7 @@ def make_dataset(
     epoch, as in Keras): pass `steps_per_epoch(...)` batches per epoch to `fit`. The order
     depends only on the seed and the epoch, never on how many iterators were made before
     (Keras and tf.distribute read one batch ahead to build the model), so every strategy
-    sees the same batches; a resumed run starts at `first_epoch`.
+    sees the same batches; a resumed run starts at the batch `start_step`.
 
     NumPy splits are shuffled as indices and gathered a whole batch at a time, which is
     as fast as Keras' own array adapter; datasets are shuffled element-wise.
@@ -36,7 +36,8 @@ def make_dataset(
         training: the endless shuffled stream (or one reshuffled pass when the size of a
             dataset is unknown); otherwise one pass in order.
         seed: the shuffle seed, so a run's data order is reproducible.
-        first_epoch: the epoch the stream starts at.
+        start_step: the number of training batches already consumed: the stream starts
+            with the next one (a resumed run continues the data where it stopped).
         sharded: set the auto-shard policy for a `tf.distribute` strategy that splits the
             data between workers.
         drop_remainder: drop a last partial batch (devices that need equal shards).
@@ -63,7 +64,7 @@ def make_dataset(
             )
 
         if training:
-            dataset = _epochs(first_epoch).flat_map(epoch_of)
+            dataset = _from_step(epoch_of, start_step, split, batch_size, drop_remainder)
         else:
             dataset = _batched(tf.data.Dataset.range(n))
         policy = "DATA"
@@ -75,7 +76,7 @@ def make_dataset(
             return data.batch(batch_size, drop_remainder=drop_remainder)
 
         if training and known:
-            dataset = _epochs(first_epoch).flat_map(epoch_of)
+            dataset = _from_step(epoch_of, start_step, split, batch_size, drop_remainder)
         elif training and shuffle:
             dataset = split.shuffle(buffer, seed=seed, reshuffle_each_iteration=True).batch(
                 batch_size, drop_remainder=drop_remainder
@@ -95,10 +96,15 @@ def steps_per_epoch(split: Any, batch_size: int, drop_remainder: bool = False) -
     return n // batch_size if drop_remainder else -(-n // batch_size)
 
 
-def _epochs(first: int) -> Any:
+def _from_step(
+    epoch_of: Any, start_step: int, split: Any, batch_size: int, drop_remainder: bool
+) -> Any:
+    """The endless stream of epochs, from the batch after the first `start_step`."""
     import tensorflow as tf
 
-    return tf.data.Dataset.counter(start=first, dtype=tf.int64)
+    per_epoch = max(1, steps_per_epoch(split, batch_size, drop_remainder) or 1)
+    epochs = tf.data.Dataset.counter(start=start_step // per_epoch, dtype=tf.int64)
+    return epochs.flat_map(epoch_of).skip(start_step % per_epoch)
 
 
 def _buffer(dataset: Any) -> int:

@@ -119,9 +119,10 @@ class JaxStrategy(kplug.Strategy):
     ):
         from kplug_distribute.input_pipeline import steps_per_epoch as batches
 
-        train = self._dataset(data.train, batch_size, True, shuffle=shuffle, seed=seed,
-                              first_epoch=initial_epoch)  # fmt: skip
         drop = bool((splits.count(data.train) or 0) % batch_size % self.num_replicas)
+        steps = steps_per_epoch or batches(data.train, batch_size, drop)
+        train = self._dataset(data.train, batch_size, True, shuffle=shuffle, seed=seed,
+                              start_step=initial_epoch * (steps or 0))  # fmt: skip
         validation = None
         if data.validation is not None:
             validation = self._dataset(data.validation, batch_size, False)
@@ -130,7 +131,7 @@ class JaxStrategy(kplug.Strategy):
             validation_data=validation,
             epochs=epochs,
             initial_epoch=initial_epoch,
-            steps_per_epoch=steps_per_epoch or batches(data.train, batch_size, drop),
+            steps_per_epoch=steps,
             validation_steps=validation_steps,
             callbacks=list(callbacks),
             verbose=verbose,

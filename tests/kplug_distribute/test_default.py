@@ -25,12 +25,14 @@ def test_pipeline_shuffles_per_epoch_with_a_seed():
     first, second = np.concatenate(batches[:3]), np.concatenate(batches[3:])
     assert sorted(first) == sorted(second) == list(range(20))
     assert not np.array_equal(first, x) and not np.array_equal(first, second)
-    # The order depends only on (seed, epoch): a new iterator, or a stream starting at
-    # epoch 1, gives the same batches.
+    # The order depends only on (seed, epoch): a new iterator, or a stream starting after
+    # the first 3 or 4 batches, gives the same batches.
     again = np.concatenate([b[0].numpy() for b in ds.take(3)])
     np.testing.assert_array_equal(again, first)
-    later = make_dataset((x, x), batch_size=8, training=True, seed=3, first_epoch=1)
+    later = make_dataset((x, x), batch_size=8, training=True, seed=3, start_step=3)
     np.testing.assert_array_equal(np.concatenate([b[0].numpy() for b in later.take(3)]), second)
+    later = make_dataset((x, x), batch_size=8, training=True, seed=3, start_step=4)
+    np.testing.assert_array_equal(next(iter(later))[0].numpy(), batches[4])
     in_order = make_dataset((x, x), batch_size=20, training=False)
     assert next(iter(in_order))[0].numpy().tolist() == x.tolist()
 

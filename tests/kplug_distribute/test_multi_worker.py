@@ -94,6 +94,17 @@ def test_a_killed_worker_is_restarted_and_the_run_completes(tmp_path):
     assert int(model.optimizer.iterations.numpy()) == epochs * steps
     manifest = json.loads((chief / "manifest.json").read_text())
     assert manifest["status"] == "completed"
+    # The data also resumed where the backup was taken: the weights are those of an
+    # uninterrupted run.
+    uninterrupted = testing.smoke_run(
+        kplug.load_recipe(RECIPE, ["data.limit=256", f"train.epochs={epochs}",
+                                   f"train.steps_per_epoch={steps}", "train.verbose=0",
+                                   "strategy.name=default", "~strategy.communication"]),
+        tmp_path / "single", smoke=False,
+    )  # fmt: skip
+    reference = load_model(uninterrupted.directory.path).get_weights()
+    for a, b in zip(reference, model.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-4)
 
 
 def test_without_restart_a_failed_worker_stops_the_others(tmp_path):
