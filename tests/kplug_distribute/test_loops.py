@@ -140,3 +140,12 @@ def test_logical_cpu_devices_after_tensorflow_started_is_a_user_error(tmp_path):
                                                      "logical_cpu_devices": have + 1}})  # fmt: skip
     with pytest.raises(kplug.RunError, match="TensorFlow already started in this process"):
         testing.smoke_run(recipe, tmp_path)
+
+
+def test_one_device_trains_on_the_named_device(tmp_path):
+    result = testing.smoke_run(
+        {**RECIPE, "strategy": {"name": "one_device", "device": "/cpu:0"}}, tmp_path
+    )
+    strategy = result.directory.manifest()["strategy"]
+    assert strategy["devices"] == ["/job:localhost/replica:0/task:0/device:CPU:0"]
+    assert strategy["replicas"] == 1 and result.metrics["train"]["loss"] > 0
