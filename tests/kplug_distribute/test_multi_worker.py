@@ -82,7 +82,7 @@ def _kill_worker_1_at(launch: subprocess.Popen, marker: str) -> tuple[str, list[
 
 
 def test_a_killed_worker_is_restarted_and_the_run_completes(tmp_path):
-    epochs, steps = 3, 40
+    epochs, steps = 3, 20
     launch = _launch(tmp_path, "--restart-failed", epochs=epochs, steps=steps)
     # At "Epoch 2/" epoch 1 has ended, so the chief's backup exists; worker 1 dies mid-epoch.
     output, _ = _kill_worker_1_at(launch, "Epoch 2/")
@@ -108,7 +108,7 @@ def test_a_killed_worker_is_restarted_and_the_run_completes(tmp_path):
 
 
 def test_without_restart_a_failed_worker_stops_the_others(tmp_path):
-    launch = _launch(tmp_path, epochs=3, steps=40)
+    launch = _launch(tmp_path, epochs=3, steps=20)
     output, pids = _kill_worker_1_at(launch, "Epoch 1/")
     assert launch.returncode == 1, output[-4000:]
     assert "worker 1 failed (exit code -9); stopped the others" in output
