@@ -8,6 +8,7 @@ data is either NumPy (`x`, `y`), where `x` may be a dict of arrays, or an unbatc
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from kplug.context import RunContext
+    from kplug.rundir import RunDirectory
 
 
 @dataclass
@@ -138,6 +140,13 @@ class Strategy:
     ) -> dict[str, float]:
         """Metrics of `model` on one split, by name (`loss`, `accuracy`, ...)."""
         raise NotImplementedError
+
+    def run_directory(self, runs_root: str | os.PathLike, name: str) -> RunDirectory:
+        """Where this process writes the run: a new directory under `runs_root`. A
+        multi-worker strategy gives the workers other than the chief a temporary one."""
+        from kplug.rundir import RunDirectory
+
+        return RunDirectory.create(runs_root, name)
 
     def describe(self) -> dict[str, Any]:
         """Facts for the manifest (devices, replicas, loop)."""

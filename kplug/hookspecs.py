@@ -176,6 +176,31 @@ def run_finished(run: RunContext, result: dict[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------------------------------
+# Distribution
+# ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def layout_rules(architecture: str, config: Any) -> dict[str, list[str | None]] | None:
+    """How to shard an architecture's weights under ``jax_model_parallel``.
+
+    Called when a ``jax_model_parallel`` strategy is built, before the model. The rules
+    fill a ``keras.distribution.LayoutMap`` on a device mesh with the axes ``batch`` and
+    ``model``; the recipe's ``strategy.layouts`` override them.
+
+    Args:
+        architecture: the recipe's ``model.name``.
+        config: that architecture's validated config.
+
+    Returns:
+        a dict of regex on variable paths (``variable.path``, e.g.
+        ``".*attention.*query.*kernel"``) -> a mesh axis or None per dimension of the
+        variable (``[None, "model"]`` splits a kernel's columns); or None when the
+        architecture is not this plugin's.
+    """
+
+
+# ---------------------------------------------------------------------------------------
 # Saved models
 # ---------------------------------------------------------------------------------------
 

@@ -46,6 +46,8 @@ def learning_rate(ctx: RunContext, options: Any) -> Any:
     """A float, or a `WarmupDecay` schedule over the run's optimizer steps."""
     schedule = options.schedule
     peak = options.learning_rate
+    if options.scale_learning_rate == "linear" and ctx.strategy is not None:
+        peak *= ctx.strategy.num_replicas
     if schedule.name == "constant" and schedule.warmup_steps == 0:
         return peak
     from kplug.schedules import WarmupDecay

@@ -65,6 +65,10 @@ class OptimizerOptions(Config):
 
     name: Literal[OPTIMIZERS] = "adam"  # type: ignore[valid-type]
     learning_rate: PositiveFloat = 1e-3
+    scale_learning_rate: Literal["none", "linear"] = Field(
+        "none", description="linear: multiply learning_rate by the strategy's replicas (for a "
+        "rate tuned on one replica's share of the global batch)"
+    )  # fmt: skip
     weight_decay: NonNegativeFloat | None = Field(
         None, description="decoupled weight decay (adamw, sgd, ...); null: none"
     )

@@ -2,7 +2,8 @@
 
 1. validate the recipe (done by `load_recipe`); create the run directory
 2. seed Python, NumPy and the backend; set the dtype policy
-3. build the strategy; everything that creates variables runs in its scope
+3. build the strategy (before the run directory: it says where this process writes);
+   everything that creates variables runs in its scope
 4. load the data; 5. the objective adapts it and wraps the architecture's network
 6. compile and fit with the core and plugin callbacks
 7. evaluate; compression steps; exporters; metrics.json and the manifest
@@ -67,8 +68,14 @@ def run(
         recipe = smoke_recipe(recipe)
     registry = registry or _loaded_registry()
     use_backend(recipe.backend)
-    directory = RunDirectory.create(runs_root or default_runs_root(), recipe.name)
-    ctx = RunContext(recipe, registry, directory, smoke=smoke, argv=list(argv or sys.argv))
+    ctx = RunContext(recipe, registry, smoke=smoke, argv=list(argv or sys.argv))
+    # The strategy comes first: a multi-worker strategy must start before TensorFlow runs
+    # anything, and it says where this process writes (only the chief keeps the run).
+    started = time.perf_counter()
+    ctx.strategy = ctx.build(recipe.strategy)
+    timings: dict[str, float] = {"strategy": round(time.perf_counter() - started, 3)}
+    directory = ctx.strategy.run_directory(runs_root or default_runs_root(), recipe.name)
+    ctx.directory = directory
     directory.write_text("recipe.resolved.yaml", recipe.to_yaml())
     directory.write_json("manifest.json", _manifest_start(ctx))
     handler = _log_to(directory / "train.log")
@@ -76,7 +83,6 @@ def run(
 
     hook = plugin_manager().hook
     result = RunResult(directory, status="failed")
-    timings: dict[str, float] = {}
     try:
         result.metrics = _pipeline(ctx, hook, timings)
         result.status = "completed"
@@ -110,8 +116,6 @@ def _pipeline(ctx: RunContext, hook: Any, timings: dict[str, float]) -> dict[str
     keras.config.set_dtype_policy(dtype_policy(recipe))
 
     stage = _Stages(timings)
-    with stage("strategy"):
-        ctx.strategy = ctx.build(recipe.strategy)
     hook.run_started(run=ctx)
     with ctx.strategy.scope():
         with stage("data"):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from kplug import splits
+
 
 def make_dataset(
     split: Any,
@@ -12,9 +14,18 @@ def make_dataset(
     training: bool,
     shuffle: bool = True,
     seed: int = 0,
-    repeat: bool = False,
+    start_step: int = 0,
+    sharded: bool = False,
+    drop_remainder: bool = False,
 ) -> Any:
-    """Shuffle (training, seeded, reshuffled each epoch), batch and prefetch a split.
+    """Batch and prefetch a split; for training, shuffle it, seeded, anew every epoch.
+
+    A training split of known size becomes an endless stream of epochs, epoch `e` being
+    the split in the order of `(seed, e)`, batched on its own (a last partial batch per
+    epoch, as in Keras): pass `steps_per_epoch(...)` batches per epoch to `fit`. The order
+    depends only on the seed and the epoch, never on how many iterators were made before
+    (Keras and tf.distribute read one batch ahead to build the model), so every strategy
+    sees the same batches; a resumed run starts at the batch `start_step`.
 
     NumPy splits are shuffled as indices and gathered a whole batch at a time, which is
     as fast as Keras' own array adapter; datasets are shuffled element-wise.
@@ -22,37 +33,93 @@ def make_dataset(
     Args:
         split: a NumPy `(x, y[, sample_weight])` tuple or an unbatched `tf.data.Dataset`.
         batch_size: the global batch size.
-        training: shuffle and, if `repeat`, repeat forever.
+        training: the endless shuffled stream (or one reshuffled pass when the size of a
+            dataset is unknown); otherwise one pass in order.
         seed: the shuffle seed, so a run's data order is reproducible.
+        start_step: the number of training batches already consumed: the stream starts
+            with the next one (a resumed run continues the data where it stopped).
+        sharded: set the auto-shard policy for a `tf.distribute` strategy that splits the
+            data between workers.
+        drop_remainder: drop a last partial batch (devices that need equal shards).
     """
     import tensorflow as tf
 
-    if isinstance(split, tuple):
-        return _from_arrays(split, batch_size, training and shuffle, seed, training and repeat)
-    dataset = split
-    if training and shuffle:
-        cardinality = int(dataset.cardinality())
-        buffer = cardinality if 0 < cardinality <= 100_000 else 10_000
-        dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-    if training and repeat:
-        dataset = dataset.repeat()
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    known = splits.count(split) is not None
+    if splits.is_arrays(split):
+        tensors = tf.nest.map_structure(tf.convert_to_tensor, split)
+        n = int(tf.nest.flatten(tensors)[0].shape[0])
+
+        def epoch_of(epoch):
+            indices = tf.range(n, dtype=tf.int64)
+            if shuffle:
+                key = tf.stack([tf.constant(seed, tf.int64), epoch])
+                indices = tf.random.experimental.stateless_shuffle(indices, seed=key)
+            return _batched(tf.data.Dataset.from_tensor_slices(indices))
+
+        def _batched(indices):
+            return indices.batch(batch_size, drop_remainder=drop_remainder).map(
+                lambda index: tf.nest.map_structure(lambda t: tf.gather(t, index), tensors),
+                num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=True,
+            )
+
+        if training:
+            dataset = _from_step(epoch_of, start_step, split, batch_size, drop_remainder)
+        else:
+            dataset = _batched(tf.data.Dataset.range(n))
+        policy = "DATA"
+    else:
+        buffer = _buffer(split)
+
+        def epoch_of(epoch):
+            data = split.shuffle(buffer, seed=seed * 1_000_003 + epoch) if shuffle else split
+            return data.batch(batch_size, drop_remainder=drop_remainder)
+
+        if training and known:
+            dataset = _from_step(epoch_of, start_step, split, batch_size, drop_remainder)
+        elif training and shuffle:
+            dataset = split.shuffle(buffer, seed=seed, reshuffle_each_iteration=True).batch(
+                batch_size, drop_remainder=drop_remainder
+            )
+        else:
+            dataset = split.batch(batch_size, drop_remainder=drop_remainder)
+        policy = "AUTO"
+    dataset = dataset.prefetch(tf.data.AUTOTUNE)
+    return _shard_by(dataset, policy) if sharded else dataset
 
 
-def _from_arrays(split: tuple, batch_size: int, shuffle: bool, seed: int, repeat: bool) -> Any:
+def steps_per_epoch(split: Any, batch_size: int, drop_remainder: bool = False) -> int | None:
+    """Batches in one epoch of `split`; None when its size is unknown."""
+    n = splits.count(split)
+    if n is None:
+        return None
+    return n // batch_size if drop_remainder else -(-n // batch_size)
+
+
+def _from_step(
+    epoch_of: Any, start_step: int, split: Any, batch_size: int, drop_remainder: bool
+) -> Any:
+    """The endless stream of epochs, from the batch after the first `start_step`."""
     import tensorflow as tf
 
-    tensors = tf.nest.map_structure(tf.convert_to_tensor, split)
-    first = tf.nest.flatten(tensors)[0]
-    n = int(first.shape[0])
-    indices = tf.data.Dataset.range(n)
-    if shuffle:
-        indices = indices.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        indices = indices.repeat()
-    batches = indices.batch(batch_size).map(
-        lambda index: tf.nest.map_structure(lambda t: tf.gather(t, index), tensors),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
+    per_epoch = max(1, steps_per_epoch(split, batch_size, drop_remainder) or 1)
+    epochs = tf.data.Dataset.counter(start=start_step // per_epoch, dtype=tf.int64)
+    return epochs.flat_map(epoch_of).skip(start_step % per_epoch)
+
+
+def _buffer(dataset: Any) -> int:
+    cardinality = int(dataset.cardinality())
+    return cardinality if 0 < cardinality <= 100_000 else 10_000
+
+
+def _shard_by(dataset: Any, policy: str) -> Any:
+    """In-memory data has no files to split: each worker keeps its share of every global
+    batch (DATA). A file dataset gets AUTO: whole files per worker when there are enough
+    files, else by element."""
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = getattr(
+        tf.data.experimental.AutoShardPolicy, policy
     )
-    return batches.prefetch(tf.data.AUTOTUNE)
+    return dataset.with_options(options)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from kplug_distribute.input_pipeline import make_dataset
+from kplug_distribute.input_pipeline import make_dataset, steps_per_epoch
 
 from kplug import testing
 from kplug.models import load_model
@@ -18,14 +18,36 @@ RECIPE = {
 
 def test_pipeline_shuffles_per_epoch_with_a_seed():
     x = np.arange(20, dtype="float32")
-    ds = make_dataset((x, x), batch_size=20, training=True, seed=3)
-    first, second = (next(iter(ds))[0].numpy() for _ in range(2))
-    assert sorted(first) == list(range(20)) and not np.array_equal(first, x)
-    again = make_dataset((x, x), batch_size=20, training=True, seed=3)
-    np.testing.assert_array_equal(next(iter(again))[0].numpy(), first)
-    assert next(iter(make_dataset((x, x), batch_size=20, training=False)))[0].numpy().tolist() == (
-        x.tolist()
-    )
+    ds = make_dataset((x, x), batch_size=8, training=True, seed=3)
+    assert steps_per_epoch((x, x), batch_size=8) == 3
+    batches = [b[0].numpy() for b in ds.take(6)]
+    assert [len(b) for b in batches] == [8, 8, 4, 8, 8, 4]  # each epoch ends in a partial batch
+    first, second = np.concatenate(batches[:3]), np.concatenate(batches[3:])
+    assert sorted(first) == sorted(second) == list(range(20))
+    assert not np.array_equal(first, x) and not np.array_equal(first, second)
+    # The order depends only on (seed, epoch): a new iterator, or a stream starting after
+    # the first 3 or 4 batches, gives the same batches.
+    again = np.concatenate([b[0].numpy() for b in ds.take(3)])
+    np.testing.assert_array_equal(again, first)
+    later = make_dataset((x, x), batch_size=8, training=True, seed=3, start_step=3)
+    np.testing.assert_array_equal(np.concatenate([b[0].numpy() for b in later.take(3)]), second)
+    later = make_dataset((x, x), batch_size=8, training=True, seed=3, start_step=4)
+    np.testing.assert_array_equal(next(iter(later))[0].numpy(), batches[4])
+    in_order = make_dataset((x, x), batch_size=20, training=False)
+    assert next(iter(in_order))[0].numpy().tolist() == x.tolist()
+
+
+def test_dataset_splits_get_the_same_epoch_semantics():
+    import tensorflow as tf
+
+    x = np.arange(20, dtype="float32")
+    ds = make_dataset(tf.data.Dataset.from_tensor_slices((x, x)), batch_size=8, training=True,
+                      seed=3)  # fmt: skip
+    batches = [b[0].numpy() for b in ds.take(6)]
+    assert [len(b) for b in batches] == [8, 8, 4, 8, 8, 4]
+    first, second = np.concatenate(batches[:3]), np.concatenate(batches[3:])
+    assert sorted(first) == sorted(second) == list(range(20)) and not np.array_equal(first, second)
+    np.testing.assert_array_equal(np.concatenate([b[0].numpy() for b in ds.take(3)]), first)
 
 
 def test_same_seed_same_weights(tmp_path):

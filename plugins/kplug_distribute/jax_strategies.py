@@ -1,0 +1,210 @@
+"""The JAX strategies: `keras.distribution` DataParallel and ModelParallel.
+
+Layout rules for `jax_model_parallel` come from two places, later ones winning: plugins
+implementing the `layout_rules` hook for the recipe's architecture (a transformers plugin
+knows where its attention and feed-forward kernels are), then the recipe's
+`strategy.layouts`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+from pydantic import Field, PositiveInt, field_validator
+
+import kplug
+from kplug import splits
+
+log = logging.getLogger("kplug")
+
+MESH_AXES = ("batch", "model")
+
+
+class DataParallelConfig(kplug.Config):
+    devices: PositiveInt | None = Field(
+        None, description="use the first N devices of keras.distribution.list_devices(); "
+        "null: all (on CPU: XLA_FLAGS=--xla_force_host_platform_device_count=N)"
+    )  # fmt: skip
+
+
+class ModelParallelConfig(kplug.Config):
+    mesh: tuple[PositiveInt, PositiveInt] | None = Field(
+        None, description="device mesh shape (batch, model); null: (1, all devices)"
+    )
+    layouts: dict[str, list[str | None]] = Field(
+        default_factory=dict,
+        description="regex on variable paths -> a mesh axis (batch, model) or null per "
+        "dimension, e.g. {'dense.*kernel': [null, model]}; unmatched variables are replicated",
+    )
+
+    @field_validator("layouts")
+    @classmethod
+    def _known_axes(cls, value: dict[str, list[str | None]]) -> dict[str, list[str | None]]:
+        for pattern, axes in value.items():
+            unknown = [a for a in axes if a is not None and a not in MESH_AXES]
+            if unknown:
+                raise ValueError(
+                    f"layout {pattern!r} names unknown mesh axes {unknown}; use batch, model "
+                    "or null"
+                )
+        return value
+
+
+def estimate(config: Any, facts: dict) -> dict[str, Any]:
+    mesh = getattr(config, "mesh", None)
+    replicas = mesh[0] if mesh else getattr(config, "devices", None)
+    if replicas:
+        return {"replicas": replicas}
+    return {"replicas_note": "all JAX devices, counted at run time"}
+
+
+class JaxStrategy(kplug.Strategy):
+    """Keras `fit` under a `keras.distribution.Distribution`, set for the whole process.
+
+    Args:
+        name: the registered strategy name.
+        distribution: the `keras.distribution.Distribution`.
+        replicas: how many ways each global batch is split.
+    """
+
+    training_loop = "fit"
+
+    def __init__(self, name: str, distribution: Any, replicas: int):
+        import keras
+
+        self.name = name
+        self.distribution = distribution
+        self.num_replicas = replicas
+        # Global, not only a scope: Keras reads it in fit/evaluate to shard each batch.
+        keras.distribution.set_distribution(distribution)
+
+    def scope(self) -> contextlib.AbstractContextManager:
+        return self.distribution.scope()
+
+    def _dataset(self, split: Any, batch_size: int, training: bool, **kwargs: Any) -> Any:
+        from kplug_distribute.input_pipeline import make_dataset
+
+        if batch_size % self.num_replicas:
+            raise kplug.RunError(
+                f"data.batch_size {batch_size} does not split evenly over {self.num_replicas} "
+                f"devices; use a multiple of {self.num_replicas}."
+            )
+        # A last partial batch that does not split over the devices cannot be sharded.
+        remainder = (splits.count(split) or 0) % batch_size
+        drop = bool(remainder % self.num_replicas)
+        if drop:
+            log.warning(
+                "dropping the last %d examples of a split: a batch of %d does not split over "
+                "%d devices", remainder, remainder, self.num_replicas,
+            )  # fmt: skip
+        return make_dataset(split, batch_size=batch_size, training=training,
+                            drop_remainder=drop, **kwargs)  # fmt: skip
+
+    def fit(
+        self,
+        model,
+        data,
+        *,
+        batch_size,
+        epochs,
+        initial_epoch=0,
+        steps_per_epoch=None,
+        validation_steps=None,
+        callbacks=(),
+        verbose="auto",
+        shuffle=True,
+        seed=0,
+    ):
+        from kplug_distribute.input_pipeline import steps_per_epoch as batches
+
+        drop = bool((splits.count(data.train) or 0) % batch_size % self.num_replicas)
+        steps = steps_per_epoch or batches(data.train, batch_size, drop)
+        train = self._dataset(data.train, batch_size, True, shuffle=shuffle, seed=seed,
+                              start_step=initial_epoch * (steps or 0))  # fmt: skip
+        validation = None
+        if data.validation is not None:
+            validation = self._dataset(data.validation, batch_size, False)
+        history = model.fit(
+            train,
+            validation_data=validation,
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            steps_per_epoch=steps,
+            validation_steps=validation_steps,
+            callbacks=list(callbacks),
+            verbose=verbose,
+            shuffle=False,
+        )
+        return history.history
+
+    def evaluate(self, model, split, *, batch_size, steps=None):
+        dataset = self._dataset(split, batch_size, False)
+        return model.evaluate(dataset, steps=steps, return_dict=True, verbose=0)
+
+    def describe(self) -> dict[str, Any]:
+        mesh = self.distribution.device_mesh
+        return {
+            "name": self.name,
+            "replicas": self.num_replicas,
+            "devices": [str(d) for d in mesh.devices.flatten()],
+            "mesh": dict(zip(mesh.axis_names, mesh.shape, strict=True)),
+            "training_loop": self.training_loop,
+        }
+
+
+def _devices(count: int | None) -> list[Any]:
+    import keras
+
+    devices = keras.distribution.list_devices()
+    if count is None:
+        return devices
+    if count > len(devices):
+        raise kplug.RunError(
+            f"{count} devices asked for but JAX has {len(devices)} ({', '.join(devices)}). On "
+            f"CPU start with XLA_FLAGS=--xla_force_host_platform_device_count={count}."
+        )
+    return devices[:count]
+
+
+def make_data_parallel(config: DataParallelConfig, ctx: kplug.RunContext) -> JaxStrategy:
+    import keras
+
+    devices = _devices(config.devices)
+    distribution = keras.distribution.DataParallel(devices=devices)
+    return JaxStrategy("jax_data_parallel", distribution, replicas=len(devices))
+
+
+def make_model_parallel(config: ModelParallelConfig, ctx: kplug.RunContext) -> JaxStrategy:
+    import keras
+
+    devices = _devices(None)
+    shape = config.mesh or (1, len(devices))
+    if shape[0] * shape[1] != len(devices):
+        raise kplug.RunError(
+            f"strategy.mesh {list(shape)} needs {shape[0] * shape[1]} devices but JAX has "
+            f"{len(devices)}; make batch x model equal the device count."
+        )
+    mesh = keras.distribution.DeviceMesh(shape=shape, axis_names=MESH_AXES, devices=devices)
+    layout_map = keras.distribution.LayoutMap(mesh)
+    for pattern, axes in layout_rules(ctx.recipe).items():
+        layout_map[pattern] = tuple(axes)
+    distribution = keras.distribution.ModelParallel(layout_map=layout_map, batch_dim_name="batch")
+    return JaxStrategy("jax_model_parallel", distribution, replicas=shape[0])
+
+
+def layout_rules(recipe: kplug.Recipe) -> dict[str, list[str | None]]:
+    """The layout rules of a recipe: plugins' `layout_rules` for its architecture, then the
+    recipe's `strategy.layouts` (which win)."""
+    from kplug.plugins import plugin_manager
+
+    rules: dict[str, list[str | None]] = {}
+    answers = plugin_manager().hook.layout_rules(
+        architecture=recipe.model.name, config=recipe.model.config
+    )
+    for answer in reversed(answers):  # pluggy calls the last registered first
+        rules.update({pattern: list(axes) for pattern, axes in (answer or {}).items()})
+    strategy = recipe.strategy.config
+    rules.update(getattr(strategy, "layouts", {}) or {})
+    return rules

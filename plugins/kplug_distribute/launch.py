@@ -1,0 +1,202 @@
+"""`kplug launch --workers N RECIPE [OVERRIDES]`: a multi-worker run on this machine.
+
+Each worker is a `kplug run` child process with its own `TF_CONFIG` on free 127.0.0.1
+ports; their output is streamed with a `[worker i]` prefix. If one fails, the others
+are stopped. With `--restart-failed` the whole cluster is restarted instead (a
+synchronous cluster cannot go on without the lost worker) and resumes from the chief's
+per-epoch backup. The chief's run directory is printed last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import kplug
+from kplug_distribute.multi_worker_strategy import BACKUP_DIR_ENV, RUN_DIRECTORY_ENV
+
+# How long a worker gets to exit after SIGTERM before SIGKILL.
+STOP_GRACE_SECONDS = 10.0
+
+
+def add_arguments(parser: argparse.ArgumentParser):
+    parser.add_argument("recipe", help="recipe YAML file (strategy: multi_worker)")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="recipe overrides")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    parser.add_argument(
+        "--ports", help="comma-separated ports, one per worker (default: free ports)"
+    )
+    parser.add_argument(
+        "--restart-failed",
+        action="store_true",
+        help="when a worker dies, restart the cluster from the last per-epoch backup",
+    )
+    parser.add_argument(
+        "--max-restarts", type=int, default=3, help="give up after this many restarts"
+    )
+    parser.add_argument("--runs-dir", help="where the chief's run directory goes (default: runs/)")
+    return handle
+
+
+def handle(args: argparse.Namespace) -> int:
+    from kplug.recipe import load_recipe
+    from kplug.rundir import RunDirectory, default_runs_root
+
+    if args.workers < 1:
+        raise kplug.RunError(f"--workers must be at least 1, got {args.workers}.")
+    recipe = load_recipe(args.recipe, args.overrides)
+    if recipe.strategy.name != "multi_worker":
+        raise kplug.RecipeError(
+            f"kplug launch runs recipes with strategy multi_worker, not "
+            f"{recipe.strategy.name!r}; add the override strategy.name=multi_worker."
+        )
+    if recipe.strategy.config.cluster:
+        raise kplug.RecipeError(
+            "kplug launch makes the cluster itself; remove strategy.cluster from the recipe."
+        )
+    ports = _ports(args)
+    runs_root = Path(args.runs_dir) if args.runs_dir else default_runs_root()
+    chief_directory = RunDirectory.create(runs_root, recipe.name)
+    scratch = Path(tempfile.mkdtemp(prefix="kplug-launch-"))
+    try:
+        cluster = Launch(args, ports, chief_directory.path, scratch)
+        code = cluster.run()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    if code == 0:
+        print(chief_directory.path, flush=True)
+    return code
+
+
+def _ports(args: argparse.Namespace) -> list[int]:
+    from kplug_distribute.cluster import check_port_free, free_ports, parse_tf_config
+
+    if not args.ports:
+        return free_ports(args.workers)
+    try:
+        ports = [int(p) for p in args.ports.split(",")]
+    except ValueError:
+        raise kplug.RunError(f"--ports {args.ports!r}: give comma-separated numbers.") from None
+    if len(ports) != args.workers or len(set(ports)) != len(ports):
+        raise kplug.RunError(f"--ports: give {args.workers} distinct ports, one per worker.")
+    addresses = [f"127.0.0.1:{p}" for p in ports]
+    for index in range(args.workers):
+        cluster = {"cluster": {"worker": addresses}, "task": {"type": "worker", "index": index}}
+        check_port_free(parse_tf_config(cluster, "--ports"))
+    return ports
+
+
+class Launch:
+    """The worker processes of one launch, restarted together when asked to."""
+
+    def __init__(self, args: argparse.Namespace, ports: list[int], chief: Path, scratch: Path):
+        self.args = args
+        self.ports = ports
+        self.chief = chief
+        self.scratch = scratch
+        self.processes: list[subprocess.Popen] = []
+        self.threads: list[threading.Thread] = []
+
+    def run(self) -> int:
+        restarts = 0
+        while True:
+            self._start()
+            failed = self._wait()
+            if failed is None:
+                return 0
+            index, code = failed
+            self._stop_all()
+            if not self.args.restart_failed or restarts >= self.args.max_restarts or code == 2:
+                _say(f"worker {index} failed (exit code {code}); stopped the others")
+                return 2 if code == 2 else 1
+            restarts += 1
+            _say(f"worker {index} failed (exit code {code}); restarting the cluster "
+                 f"({restarts}/{self.args.max_restarts}) from the last backup")  # fmt: skip
+
+    def _environment(self, index: int) -> dict[str, str]:
+        addresses = [f"127.0.0.1:{p}" for p in self.ports]
+        env = dict(os.environ)
+        env["TF_CONFIG"] = json.dumps(
+            {"cluster": {"worker": addresses}, "task": {"type": "worker", "index": index}}
+        )
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        env["PYTHONUNBUFFERED"] = "1"
+        if index == 0:
+            env[RUN_DIRECTORY_ENV] = str(self.chief)
+        if self.args.restart_failed:
+            env[BACKUP_DIR_ENV] = str(self.scratch / "backup")
+        return env
+
+    def _start(self) -> None:
+        self.processes, self.threads = [], []
+        command = [sys.executable, "-m", "kplug", "run", self.args.recipe, *self.args.overrides]
+        for index in range(len(self.ports)):
+            process = subprocess.Popen(
+                command,
+                env=self._environment(index),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                text=True,
+                bufsize=1,
+                start_new_session=True,  # our Ctrl-C is forwarded, not sent twice
+            )
+            thread = threading.Thread(target=_stream, args=(process, index), daemon=True)
+            thread.start()
+            self.processes.append(process)
+            self.threads.append(thread)
+        _say(f"started {len(self.ports)} workers on 127.0.0.1 ports "
+             f"{', '.join(map(str, self.ports))}; pids "
+             f"{', '.join(str(p.pid) for p in self.processes)}")  # fmt: skip
+
+    def _wait(self) -> tuple[int, int] | None:
+        """None when every worker succeeded, else (index, exit code) of the first failure."""
+        try:
+            while True:
+                codes = [p.poll() for p in self.processes]
+                for index, code in enumerate(codes):
+                    if code not in (None, 0):
+                        return index, code
+                if all(code == 0 for code in codes):
+                    for thread in self.threads:
+                        thread.join()
+                    return None
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            self._stop_all()
+            raise
+
+    def _stop_all(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for process in self.processes:
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        for thread in self.threads:
+            thread.join(timeout=5)
+
+
+def _stream(process: subprocess.Popen, index: int) -> None:
+    assert process.stdout is not None
+    for line in process.stdout:
+        sys.stdout.write(f"[worker {index}] {line}")
+        sys.stdout.flush()
+
+
+def _say(message: Any) -> None:
+    print(f"kplug launch: {message}", file=sys.stderr, flush=True)
