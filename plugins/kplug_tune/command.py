@@ -80,10 +80,10 @@ def handle(args: argparse.Namespace) -> int:
             "KERASTUNER_TUNER_ID, KERASTUNER_ORACLE_IP and KERASTUNER_ORACLE_PORT, or set them "
             "without --workers to join a cluster (docs/tuning.md)."
         )
-    directory = tune_directory(args, recipe, where)
     use_backend(recipe.backend)
-    ctx = RunContext(recipe, registry(), directory, smoke=args.smoke, argv=list(sys.argv))
+    ctx = RunContext(recipe, registry(), smoke=args.smoke, argv=list(sys.argv))
     searcher = ctx.build(recipe.search)
+    directory = ctx.directory = tune_directory(args, recipe, where)
     if where == "worker":
         searcher.search(ctx)
         return 0

@@ -22,8 +22,14 @@ import math
 from contextlib import ExitStack
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, field_validator
-from pydantic import model_validator
+from pydantic import (
+    Field,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
 
 import kplug
 
@@ -205,7 +211,7 @@ class SearchConfig(kplug.Config):
         None, description="null: the objective's mode for its monitor, else from the name"
     )
     executions_per_trial: PositiveInt = Field(
-        1, description="train each combination this often (seeds seed, seed+1, ...); the mean counts"
+        1, description="train each combination this often (seeds seed, seed+1, ...); mean counts"
     )
     early_stopping: TrialEarlyStopping | None = Field(
         None, description="stop a trial when the metric stops improving; null: train all epochs"

@@ -10,9 +10,9 @@ from kplug_tune.config import BayesianConfig, GridConfig, HyperbandConfig, Rando
 
 
 def grid(config: GridConfig, objective: Any, hyperparameters: Any, recipe: Recipe) -> Any:
-    import keras_tuner
+    from kplug_tune.resumable_grid_oracle import ResumableGridSearchOracle
 
-    return keras_tuner.oracles.GridSearchOracle(
+    return ResumableGridSearchOracle(
         objective=objective, max_trials=config.max_trials, hyperparameters=hyperparameters
     )
 

@@ -20,9 +20,10 @@ from kplug_tune.space import check_against_recipe
 
 def _tuner(name: str, make_oracle: Callable[..., Any]) -> Callable[..., Any]:
     def build(config: SearchConfig, ctx: kplug.RunContext) -> Any:
-        from kplug_tune.search import Search
+        from kplug_tune.search import Search, resolve_metric
 
-        return Search(name, config, make_oracle)
+        # The metric is checked against the objective here, before a directory exists.
+        return Search(name, config, make_oracle, *resolve_metric(config, ctx))
 
     return build
 

@@ -5,6 +5,7 @@ Imported only when a search starts: it imports KerasTuner (and so Keras) at the 
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -24,6 +25,8 @@ from kplug_tune.space import override, values_of
 PROJECT = "keras_tuner"
 TRIALS = "trials"
 RECORD = "result.json"
+# A worker whose oracle had no trial for it (IDLE) waits this long before asking again.
+IDLE_SECONDS = 1.0
 
 
 class TrialError(KplugError, keras_tuner.errors.FatalError):
@@ -67,10 +70,26 @@ class RecipeTuner(BaseTuner):
         self.trials_dir = Path(directory) / TRIALS
         self.smoke = smoke
         self._on_trial_end = on_trial_end
+        self._ran_a_trial = True
+
+    def pre_create_trial(self) -> None:
+        # KerasTuner's loop asks again at once when the oracle answers IDLE (a grid waiting
+        # for the last trials of other workers): pause, or a worker spins on gRPC calls.
+        if not self._ran_a_trial:
+            time.sleep(IDLE_SECONDS)
+        self._ran_a_trial = False
+
+    def on_trial_begin(self, trial: Any) -> None:
+        self._ran_a_trial = True
 
     def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> dict[str, float]:
         trial_id = trial.trial_id
         values = values_of(self.config, trial.hyperparameters)
+        done = read_record(self.trials_dir, trial_id)
+        if done.get("values") == values:
+            # Interrupted after its runs ended but before the oracle heard of it: keep them.
+            print(f"kplug tune: trial {trial_id} had finished: {shown(values)}", flush=True)
+            return done["metrics"]
         print(f"kplug tune: trial {trial_id} starts ({self.tuner_id}): {shown(values)}", flush=True)
         replay, continuation = self._overrides(trial, values)
         started = time.perf_counter()
@@ -118,9 +137,15 @@ class RecipeTuner(BaseTuner):
             # The trial's metric is the last epoch's, as metrics.json reports it, so the
             # kept weights must be the last epoch's too.
             replay.append(
-                override("train.early_stopping", {"monitor": self.metric,
-                         "patience": stop.patience, "min_delta": stop.min_delta,
-                         "restore_best_weights": False})  # fmt: skip
+                override(
+                    "train.early_stopping",
+                    {
+                        "monitor": self.metric,
+                        "patience": stop.patience,
+                        "min_delta": stop.min_delta,
+                        "restore_best_weights": False,
+                    },
+                )  # fmt: skip
             )
         tuner_values = trial.hyperparameters.values
         continuation: list[str] = []
@@ -148,8 +173,7 @@ class RecipeTuner(BaseTuner):
             )
         except RecipeError as error:
             raise TrialError(
-                f"trial {trial_id}: the combination {shown(values)} is not a valid recipe: "
-                f"{error}"
+                f"trial {trial_id}: the combination {shown(values)} is not a valid recipe: {error}"
             ) from None
         import keras
 
@@ -174,7 +198,11 @@ def logged_metrics(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def read_record(trials_dir: Path, trial_id: str) -> dict[str, Any]:
-    return RunDirectory(trials_dir / f"trial-{trial_id}").read_json(RECORD)
+    """A trial's result.json; empty when the trial has not finished."""
+    try:
+        return RunDirectory(trials_dir / f"trial-{trial_id}").read_json(RECORD)
+    except FileNotFoundError:
+        return {}
 
 
 def shown(values: dict[str, Any]) -> str:
@@ -185,8 +213,6 @@ def value_text(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
     if isinstance(value, list | dict | bool) or value is None:
-        import json
-
         return json.dumps(value)
     return str(value)
 

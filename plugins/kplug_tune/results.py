@@ -65,10 +65,7 @@ class Results:
         return out
 
     def record(self, trial_id: str) -> dict[str, Any]:
-        try:
-            return read_record(self.directory / TRIALS, trial_id)
-        except FileNotFoundError:
-            return {}
+        return read_record(self.directory / TRIALS, trial_id)
 
     def best(self, oracle: Any, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
         best = oracle.get_best_trials(1)

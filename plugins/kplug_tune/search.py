@@ -44,12 +44,17 @@ class Search:
         tuner: the registered tuner name (`grid`, `random`, `bayesian`, `hyperband`).
         config: the validated `search:` section.
         make_oracle: `(config, objective, hyperparameters, recipe) -> keras_tuner.Oracle`.
+        metric: the metric trials are judged by; `direction`: `min` or `max`
+            (see `resolve_metric`).
     """
 
-    def __init__(self, tuner: str, config: SearchConfig, make_oracle: OracleFactory):
+    def __init__(self, tuner: str, config: SearchConfig, make_oracle: OracleFactory,
+                 metric: str, direction: str):  # fmt: skip
         self.tuner = tuner
         self.config = config
         self.make_oracle = make_oracle
+        self.metric = metric
+        self.direction = direction
 
     def search(self, ctx: kplug.RunContext) -> dict[str, Any]:
         """Search in `ctx.directory`, continuing what is there; returns the summary that
@@ -61,22 +66,20 @@ class Search:
         from kplug_tune.results import Progress, Results
 
         where = role()
-        metric, direction = resolve_metric(self.config, ctx)
         hyperparameters = keras_tuner.HyperParameters()
         self.config.declare(hyperparameters)
-        oracle = self.make_oracle(
-            self.config, keras_tuner.Objective(metric, direction), hyperparameters, ctx.recipe
-        )
+        objective = keras_tuner.Objective(self.metric, self.direction)
+        oracle = self.make_oracle(self.config, objective, hyperparameters, ctx.recipe)
         if ctx.smoke:
             oracle.max_trials = min(oracle.max_trials or SMOKE_TRIALS, SMOKE_TRIALS)
-        results = Results(ctx.directory.path, self.tuner, self.config, metric, direction)
+        results = Results(ctx.directory.path, self.tuner, self.config, self.metric, self.direction)
         total = oracle.max_trials or (self.config.grid_size() if self.tuner == "grid" else None)
         progress = Progress(results, total)
         tuner = RecipeTuner(
             oracle,
             recipe=ctx.recipe,
             config=self.config,
-            metric=metric,
+            metric=self.metric,
             directory=ctx.directory.path,
             smoke=ctx.smoke,
             on_trial_end=progress.report_own if where == "worker" else progress.after_trial,
