@@ -6,6 +6,7 @@ Imported only when a search starts: it imports KerasTuner (and so Keras) at the 
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -32,6 +33,34 @@ IDLE_SECONDS = 1.0
 class TrialError(KplugError, keras_tuner.errors.FatalError):
     """A trial that cannot run because of the recipe or the space (an invalid combination,
     a missing metric): KerasTuner stops the search and `kplug tune` exits with code 2."""
+
+
+class CtrlC:
+    """Remembers a SIGINT (Ctrl-C) while trials run, in a `with` block.
+
+    The KeyboardInterrupt is raised at once, as by Python's own handler. But TensorFlow
+    turns one raised while it traces a function into another error (a TypeError), which
+    KerasTuner records as a failed trial before going on; `RecipeTuner` looks here and
+    stops instead. A SIGINT that is ignored (nohup) stays ignored.
+    """
+
+    def __init__(self):
+        self.pressed = False
+        self._previous: Any = None
+
+    def __enter__(self) -> CtrlC:
+        self._previous = signal.getsignal(signal.SIGINT)
+        if self._previous is not signal.SIG_IGN:
+            signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.pressed = True
+        raise KeyboardInterrupt
 
 
 class RecipeTuner(BaseTuner):
@@ -71,8 +100,11 @@ class RecipeTuner(BaseTuner):
         self.smoke = smoke
         self._on_trial_end = on_trial_end
         self._ran_a_trial = True
+        self.ctrl_c = CtrlC()
 
     def pre_create_trial(self) -> None:
+        if self.ctrl_c.pressed:  # a Ctrl-C that something swallowed during the last trial
+            raise KeyboardInterrupt
         # KerasTuner's loop asks again at once when the oracle answers IDLE (a grid waiting
         # for the last trials of other workers): pause, or a worker spins on gRPC calls.
         if not self._ran_a_trial:
@@ -83,6 +115,14 @@ class RecipeTuner(BaseTuner):
         self._ran_a_trial = True
 
     def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> dict[str, float]:
+        try:
+            return self._run_trial(trial)
+        except Exception:
+            if self.ctrl_c.pressed:  # whatever TensorFlow made of the interrupt
+                raise KeyboardInterrupt from None
+            raise
+
+    def _run_trial(self, trial: Any) -> dict[str, float]:
         trial_id = trial.trial_id
         values = values_of(self.config, trial.hyperparameters)
         done = read_record(self.trials_dir, trial_id)

@@ -148,10 +148,10 @@ class Results:
         axes.set_title(f"{self.tuner} search: {self.metric} per trial")
         axes.grid(alpha=0.3)
         figure.tight_layout()
-        path = self.directory / "results.png"
-        figure.savefig(path, dpi=100)
+        temporary = self.directory.temporary_path("results.png")
+        figure.savefig(temporary, dpi=100)
         plt.close(figure)
-        return path
+        return self.directory.commit(temporary, "results.png")
 
     def best_yaml(self, recipe: Recipe, best: dict[str, Any]) -> str:
         """The tuned recipe with the best trial's values, without `search:`, validated."""
@@ -169,6 +169,9 @@ class Results:
 class Progress:
     """Prints one line per ended trial while a search runs.
 
+    It reads the oracle's `end_order` and `trials` only (a chief's gRPC thread changes
+    them meanwhile) and keeps the best value itself, from the trials' records.
+
     Args:
         results: the search's `Results` (for each trial's record).
         total: trials the search will run, when known.
@@ -178,6 +181,13 @@ class Progress:
         self.results = results
         self.total = total
         self.reported: set[str] = set()
+        self.best: tuple[float, str] | None = None
+
+    def resume(self, oracle: Any) -> None:
+        """Count the trials that ended before this process started, without printing."""
+        for trial_id in list(oracle.end_order):
+            self.reported.add(trial_id)
+            self._keep_best(self.results.record(trial_id))
 
     def after_trial(self, trial: Any, oracle: Any) -> None:
         self.update(oracle)
@@ -187,26 +197,21 @@ class Progress:
         for trial_id in list(oracle.end_order):
             if trial_id not in self.reported:
                 self.reported.add(trial_id)
-                self.trial_ended(oracle.trials[trial_id], oracle)
+                self.trial_ended(oracle.trials[trial_id])
 
-    def trial_ended(self, trial: Any, oracle: Any) -> None:
-        metric = self.results.metric
+    def trial_ended(self, trial: Any) -> None:
         record = self.results.record(trial.trial_id) if trial.status == "COMPLETED" else {}
-        count = f" ({len(oracle.end_order)} of {self.total})" if self.total else ""
+        count = f" ({len(self.reported)} of {self.total})" if self.total else ""
         if not record:
             print(f"kplug tune: trial {trial.trial_id}{count} {STATUS.get(trial.status, '')}: "
                   f"{_last_line(trial.message)}", flush=True)  # fmt: skip
             return
-        best = oracle.get_best_trials(1)
-        best_text = (
-            f"; best {best[0].score:.4f} (trial {best[0].trial_id})"
-            if best and best[0].score is not None
-            else ""
-        )
+        self._keep_best(record)
+        value, best_trial = self.best
         print(
             f"kplug tune: trial {trial.trial_id}{count} by {record['worker']}: "
-            f"{shown(record['values'])} -> {metric}={record['value']:.4f} "
-            f"in {record['seconds']:.1f}s{best_text}",
+            f"{shown(record['values'])} -> {self.results.metric}={record['value']:.4f} "
+            f"in {record['seconds']:.1f}s; best {value:.4f} (trial {best_trial})",
             flush=True,
         )
 
@@ -220,6 +225,14 @@ class Progress:
         else:
             print(f"kplug tune: trial {trial.trial_id} {trial.status.lower()}: "
                   f"{_last_line(trial.message)}", flush=True)  # fmt: skip
+
+    def _keep_best(self, record: dict[str, Any]) -> None:
+        if not record:
+            return
+        value = record["value"]
+        better = max if self.results.direction == "max" else min
+        if self.best is None or better(value, self.best[0]) != self.best[0]:
+            self.best = (value, record["trial"])
 
 
 def _last_line(message: str | None) -> str:

@@ -85,13 +85,16 @@ class Search:
             on_trial_end=progress.report_own if where == "worker" else progress.after_trial,
         )
         if where == "worker":
-            tuner.search()
+            with tuner.ctrl_c:
+                tuner.search()
             return {}
+        progress.resume(oracle)
         try:
             if where == "chief":
                 _serve(tuner, oracle, progress, ctx.state.get(WORKERS_STATE))
             else:
-                tuner.search(verbose=0)
+                with tuner.ctrl_c:
+                    tuner.search(verbose=0)
         except RuntimeError as error:
             if "consecutive failures" not in str(error):
                 raise

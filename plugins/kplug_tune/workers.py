@@ -9,13 +9,16 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from kplug.errors import RunError
 
 LOOPBACK = "127.0.0.1"
-# Seconds a worker gets to stop after an interrupt before it is killed.
+# Seconds a worker gets to stop on its own (Ctrl-C reaches the whole process group), then
+# after an interrupt from the chief, before it is killed.
+GRACE_SECONDS = 3
 STOP_SECONDS = 20
 
 
@@ -92,15 +95,22 @@ class LocalWorkers:
     def stop(self) -> None:
         """Interrupt the workers still running (they leave their trials resumable), and kill
         any that does not stop in time."""
-        running = [p for p in self.processes.values() if p.poll() is None]
-        for process in running:
+        self._wait(GRACE_SECONDS)
+        for process in self._running():
             process.send_signal(signal.SIGINT)
-        for process in running:
-            try:
-                process.wait(timeout=STOP_SECONDS)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        self._wait(STOP_SECONDS)
+        for process in self._running():
+            process.kill()
+            process.wait()
+
+    def _running(self) -> list[subprocess.Popen]:
+        return [p for p in self.processes.values() if p.poll() is None]
+
+    def _wait(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        for process in self._running():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
 
     def __enter__(self) -> LocalWorkers:
         self.start()

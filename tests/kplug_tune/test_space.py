@@ -144,6 +144,21 @@ def test_bad_space_exits_2(case, write, capsys, monkeypatch, tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+def test_overrides_after_flags(write, tmp_path, capsys):
+    path = search_recipe(write, "\n    optimizer.learning_rate: [0.001, 0.01]\n")
+    args = ["tune", str(path), "--smoke", "--directory", str(tmp_path / "t"), "model.dense_unit=4"]
+    assert main(args) == 2  # read as an override (argparse would exit with SystemExit)
+    assert "did you mean 'dense_units'" in capsys.readouterr().err
+
+
+def test_resume_needs_a_tune_directory(write, tmp_path, capsys):
+    path = search_recipe(write, "\n    optimizer.learning_rate: [0.001, 0.01]\n")
+    assert main(["tune", str(path), "--resume", str(tmp_path)]) == 2
+    assert "is not a kplug tune directory" in capsys.readouterr().err
+    assert main(["tune", str(path), "--workers", "-1"]) == 2
+    assert "--workers -1: give a number of worker processes" in capsys.readouterr().err
+
+
 def test_recipe_without_search_cannot_be_tuned(minimal_recipe, capsys):
     assert main(["tune", str(minimal_recipe)]) == 2
     assert "there is no search: section to tune" in capsys.readouterr().err
