@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from kplug import load_recipe
+from kplug.cli import main
 from kplug.runner import run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,6 +22,11 @@ SMOKED_ELSEWHERE: dict[str, str] = {
 
 def _id(path: Path) -> str:
     return str(path.relative_to(ROOT / "recipes"))
+
+
+def _command(path: Path) -> str:
+    """The kplug subcommand a recipe's first line names: `run` or `tune`."""
+    return path.read_text().split(maxsplit=3)[2]
 
 
 def test_there_are_recipes():
@@ -40,6 +46,13 @@ def test_recipe_validates_and_names_its_command(path):
 def test_recipe_smoke_runs(path, tmp_path):
     if _id(path) in SMOKED_ELSEWHERE:
         pytest.skip(f"smoke-run by {SMOKED_ELSEWHERE[_id(path)]}")
+    if _command(path) == "tune":
+        # A search is smoke-run as a search: `kplug tune --smoke` runs at most 2 trials, each
+        # a smoke run through the same runner, and writes the table and best.yaml.
+        directory = tmp_path / "tune"
+        assert main(["tune", str(path), "--smoke", "--directory", str(directory)]) == 0
+        assert (directory / "results.json").is_file() and (directory / "best.yaml").is_file()
+        return
     result = run(load_recipe(path), runs_root=tmp_path, smoke=True, argv=["test"])
     assert result.status == "completed"
     assert (result.directory / "metrics.json").is_file()

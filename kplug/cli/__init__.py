@@ -12,8 +12,6 @@ from collections.abc import Sequence
 from kplug.errors import KplugError
 
 CORE_COMMANDS = ("run", "validate", "plan", "data", "listing", "describe", "plugins_cmd")
-# Subcommands whose extra positional arguments are `key=value` overrides.
-TAKES_OVERRIDES = {"run", "validate", "plan", "data"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,9 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = build_parser()
         args, extra = parser.parse_known_args(argv)
         if extra:
-            if args.command not in TAKES_OVERRIDES or any(a.startswith("-") for a in extra):
+            # Overrides after flags: any command with `add_recipe_arguments` (core or plugin).
+            if not hasattr(args, "overrides") or any(a.startswith("-") for a in extra):
                 parser.error(f"unrecognized arguments: {' '.join(extra)}")
-            args.overrides = [*getattr(args, "overrides", []), *extra]
+            args.overrides = [*args.overrides, *extra]
         return int(args.handler(args) or 0)
     except KplugError as error:
         if debug:

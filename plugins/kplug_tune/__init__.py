@@ -1,0 +1,1 @@
+"""Hyperparameter search on KerasTuner: `search:` in recipes, `kplug tune`, four tuners."""
