@@ -338,12 +338,13 @@ class _BuiltLayer:
     def __init__(self, layer: Any, source: Any):
         self.layer = layer
         self.source = source
+        self.copied = False
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         outputs = self.layer(*args, **kwargs)
-        if not getattr(self, "_copied", False):
+        if not self.copied:
             self.layer.set_weights(self.source.get_weights())
-            self._copied = True
+            self.copied = True
         return outputs
 
 

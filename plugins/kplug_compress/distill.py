@@ -9,7 +9,7 @@ logits (`LogitsDistillation`), optionally also from named intermediate layers
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import Field, PositiveFloat
 
@@ -41,8 +41,11 @@ class DistillConfig(FineTuneConfig):
         "newest completed run)",
     )
     temperature: PositiveFloat = Field(3.0, description="softens both models' logits")
-    student_loss_weight: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
-        0.5, description="weight of the label loss; the distillation losses get 1 minus it"
+    student_loss_weight: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="weight of the label loss; the distillation losses get 1 minus it",
     )
     logits_weight: PositiveFloat = Field(1.0, description="weight of the logits distillation")
     features: list[FeaturePair] = Field([], description="feature distillation between layers")
@@ -63,9 +66,10 @@ class Distill(CompressionStep):
 
         require_keras_model(model, self.name)
         config = self.config
-        teacher = load_model(resolve_teacher(config.teacher), compile=False)
+        teacher_path = resolve_teacher(config.teacher)
+        teacher = load_model(teacher_path, compile=False)
         details: dict[str, Any] = {
-            "teacher": str(resolve_teacher(config.teacher)),
+            "teacher": str(teacher_path),
             "teacher_parameters": count_parameters(teacher)[0],
             "student_parameters": count_parameters(model)[0],
             "teacher_test": self._teacher_metrics(teacher, ctx),
@@ -83,7 +87,7 @@ class Distill(CompressionStep):
         config = self.config
         teacher_logits, _ = logits_model(teacher)
         student_logits, stripped = logits_model(student)
-        losses = [keras.distillation.LogitsDistillation(temperature=config.temperature)]
+        losses = [logits_distillation(config.temperature)]
         losses += [
             keras.distillation.FeatureDistillation(
                 loss=pair.loss, teacher_layer_name=pair.teacher, student_layer_name=pair.student
@@ -121,6 +125,22 @@ class Distill(CompressionStep):
         compile_keras(alone, ctx, self.config.learning_rate)
         fine_tune(alone, self.config, ctx)
         return evaluate(alone, ctx)
+
+
+def logits_distillation(temperature: float) -> Any:
+    """Keras' LogitsDistillation with its KL divergence working as documented.
+
+    Its default `loss="kl_divergence"` resolves to the loss function, not the
+    `KLDivergence` class that LogitsDistillation checks for, so Keras 3.15.1 skips the
+    temperature softmax and the T^2 scaling and takes the KL divergence of raw logits
+    (negative losses; the student does not learn). A `KLDivergence` instance takes the
+    intended path.
+    """
+    import keras
+
+    return keras.distillation.LogitsDistillation(
+        temperature=temperature, loss=keras.losses.KLDivergence()
+    )
 
 
 def resolve_teacher(value: str) -> Any:

@@ -10,7 +10,7 @@ approximation. The factorized model is then fine-tuned.
 from __future__ import annotations
 
 import fnmatch
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
 from pydantic import Field, PositiveInt, model_validator
@@ -32,8 +32,10 @@ class LowRankConfig(FineTuneConfig):
     rank: PositiveInt | None = Field(
         None, description="the rank of every factorized kernel (capped by its dimensions)"
     )
-    energy: Annotated[float, Field(gt=0.0, le=1.0)] | None = Field(
+    energy: float | None = Field(
         None,
+        gt=0.0,
+        le=1.0,
         description="instead of rank: the smallest rank keeping this fraction of the sum of "
         f"squared singular values; {DEFAULT_ENERGY} when neither is given",
     )

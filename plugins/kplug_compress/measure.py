@@ -39,10 +39,8 @@ def report_for(ctx: kplug.RunContext, model: Any) -> CompressionReport:
         ctx.directory,
         metric=objective.monitor.removeprefix("val_"),
         higher_is_better=objective.mode == "max",
+        judge=model,  # compiled by the objective
     )
-    # The baseline is compiled by the objective; its compiled metrics also judge the
-    # predictions of models Keras 3 cannot evaluate (tf_keras QAT models, TFLite files).
-    report.judge = model
     ctx.state[STATE_KEY] = report
     report.add(measure_model(model, ctx, stage="baseline", filename="00-baseline"))
     report.write()

@@ -12,8 +12,6 @@ from kplug_compress.qat import QAT, QATConfig
 from kplug_compress.quantize import Quantize, QuantizeConfig
 
 TF = ("tensorflow",)
-# Exporters that can write the tf_keras model `qat` returns.
-AFTER_QAT_EXPORTERS = ("tflite", "saved_model")
 
 
 @kplug.hookimpl
@@ -85,18 +83,18 @@ def register_exporters(register):
 
 @kplug.hookimpl
 def recipe_loaded(recipe):
-    """`qat` returns a tf_keras model: only TFLite and SavedModel take it."""
+    """`qat` returns a tf_keras model, which only the TFLite converter and SavedModel
+    export take: refuse steps after it and the `keras` exporter before anything runs."""
     steps = [section.name for section in recipe.compression]
     if "qat" not in steps:
         return
-    after = steps[steps.index("qat") + 1 :]
-    exporters = [s.name for s in recipe.export if s.name not in AFTER_QAT_EXPORTERS]
-    if after or exporters:
+    after = steps[steps.index("qat") + 1 :] + [s.name for s in recipe.export if s.name == "keras"]
+    if after:
         raise kplug.RecipeError(
-            f"compression: qat must be the last step and be exported with "
-            f"{' or '.join(AFTER_QAT_EXPORTERS)} (its fake-quantization layers exist only in "
-            f"tf_keras); found after it: {', '.join(after + exporters)}. For pruned or "
-            "clustered QAT, prune or cluster first and set qat's `preserve:`.",
+            "compression: qat must be the last step and be exported with tflite or "
+            "saved_model (its fake-quantization layers exist only in tf_keras); found after "
+            f"it: {', '.join(after)}. For pruned or clustered QAT, prune or cluster first and "
+            "set qat's `preserve:`.",
             source=recipe.source,
         )
 

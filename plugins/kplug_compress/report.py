@@ -31,12 +31,16 @@ class CompressionReport:
         directory: the run directory the report files go into.
         metric: the test metric judged (`accuracy`), from the objective's `monitor`.
         higher_is_better: the objective's `mode` is `max`.
+        judge: the compiled baseline model, whose compiled metrics also score the
+            predictions of models Keras 3 cannot evaluate (tf_keras, TFLite).
     """
 
-    def __init__(self, directory: RunDirectory, metric: str, higher_is_better: bool):
+    def __init__(self, directory: RunDirectory, metric: str, higher_is_better: bool,
+                 judge: Any = None):  # fmt: skip
         self.directory = directory
         self.metric = metric
         self.higher_is_better = higher_is_better
+        self.judge = judge
         self.rows: list[dict[str, Any]] = []
 
     @property

@@ -11,7 +11,7 @@ import dataclasses
 import fnmatch
 import time
 from collections.abc import Callable, Iterable
-from typing import Annotated, Any
+from typing import Any
 
 from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt
 
@@ -19,6 +19,7 @@ import kplug
 from kplug import splits
 from kplug_compress.bridge import is_tf_keras_model
 from kplug_compress.measure import measure_model, report_for
+from kplug_compress.report import STATE_KEY
 
 # A smoke run fine-tunes one epoch of this many steps.
 SMOKE_STEPS = 2
@@ -27,8 +28,10 @@ SMOKE_STEPS = 2
 class StepConfig(kplug.Config):
     """Options every compression step has."""
 
-    max_accuracy_drop: Annotated[float, Field(ge=0.0, le=1.0)] | None = Field(
+    max_accuracy_drop: float | None = Field(
         None,
+        ge=0.0,
+        le=1.0,
         description="fail the run (exit 2, after writing the report) when the test metric "
         "the objective watches (accuracy) is worse than the baseline's by more than this; "
         "0.01 is one point",
@@ -226,8 +229,6 @@ def compile_tf_keras(model: Any, ctx: kplug.RunContext, learning_rate: float | N
 def keras_loss(ctx: kplug.RunContext) -> Any:
     """The objective's loss, as the baseline model was compiled with it."""
     import keras
-
-    from kplug_compress.report import STATE_KEY
 
     loss = ctx.state[STATE_KEY].judge.loss
     if isinstance(loss, str):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from kplug import testing
 
@@ -139,3 +140,21 @@ def test_keras_quantize_on_a_keras_hub_transformer():
     after = np.asarray(model(inputs)["pooled_output"])
     assert len(details["quantized_layers"]) >= 6  # attention and feed-forward projections
     assert np.abs(before - after).max() < 0.1
+
+
+def test_logits_distillation_is_the_temperature_scaled_kl_divergence():
+    from kplug_compress.distill import logits_distillation
+
+    rng = np.random.default_rng(0)
+    teacher, student = rng.normal(size=(2, 4, 5)).astype("float32")
+    temperature = 3.0
+
+    def softmax(z):
+        e = np.exp(z / temperature - (z / temperature).max(-1, keepdims=True))
+        return e / e.sum(-1, keepdims=True)
+
+    p, q = softmax(teacher), softmax(student)
+    expected = (p * np.log(p / q)).sum(-1).mean() * temperature**2
+    loss = logits_distillation(temperature)
+    assert float(loss.compute_loss(teacher, student)) == pytest.approx(expected, rel=1e-4)
+    assert float(loss.compute_loss(teacher, teacher)) == pytest.approx(0.0, abs=1e-6)
