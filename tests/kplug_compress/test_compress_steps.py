@@ -109,20 +109,25 @@ def test_low_rank_at_full_rank_is_exact():
     assert 1 <= energy.rank < 7 and energy.energy >= 0.5
 
 
-def test_distill_from_a_teacher_run(tmp_path):
+def test_distill_from_a_teacher_run_and_float_tflite_modes(tmp_path):
     teacher = testing.smoke_run({**TINY, "name": "teacher"}, tmp_path)
     result = run_tiny(
         tmp_path,
         [{"name": "distill", "teacher": str(teacher.directory), "temperature": 2.0,
           "features": [{"teacher": "dense1", "student": "dense1"}],
           "compare_with_student_alone": True}],
+        [{"name": "tflite", "mode": "dynamic"}, {"name": "tflite", "mode": "float16"}],
         model={"name": "cnn", "filters": [2, 2], "dense_units": 16},
         train={"epochs": 0},
     )  # fmt: skip
-    details = rows_by_stage(result)["1. distill"]["details"]
+    rows = rows_by_stage(result)
+    details = rows["1. distill"]["details"]
     assert details["teacher_parameters"] > details["student_parameters"]
     assert set(details["student_alone_test"]) >= {"accuracy", "loss"}
     assert "accuracy" in details["teacher_test"]
+    dynamic, half = rows["export tflite dynamic"], rows["export tflite float16"]
+    assert dynamic["file"] == "model.dynamic.tflite" and half["file"] == "model.float16.tflite"
+    assert "accuracy" in dynamic["test"] and "accuracy" in half["test"]
 
 
 def test_keras_quantize_on_a_keras_hub_transformer():
