@@ -1,0 +1,192 @@
+"""Exporters: `keras` (.keras), `saved_model` (model.export) and `tflite` (with
+post-training quantization), each measured into the compression report."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field, PositiveInt
+
+import kplug
+from kplug_compress.bridge import is_tf_keras_model
+from kplug_compress.measure import (
+    count_parameters,
+    example_batches,
+    file_sizes,
+    measure_tflite,
+    report_for,
+    without_optimizer,
+)
+from kplug_compress.step import StepConfig
+
+SMOKE_CALIBRATION_EXAMPLES = 4
+# Below this fraction of zero weights TFLite's sparse encoding does not pay off.
+SPARSE_ENCODING_THRESHOLD = 0.5
+
+
+class MeasuredExporter(kplug.Exporter):
+    """Writes one file, then adds its measured row to the compression report."""
+
+    name = "export"
+
+    def __init__(self, config: kplug.Config, ctx: kplug.RunContext):
+        self.config = config
+
+    def export(self, model: Any, directory: Path, ctx: kplug.RunContext) -> list[Path]:
+        report = report_for(ctx, model)
+        start = time.perf_counter()
+        path = self.write(model, ctx)
+        total, nonzero = count_parameters(model)
+        row = {
+            "stage": f"export {self.label()}",
+            "kind": "export",
+            "format": self.name,
+            "file": str(path.relative_to(ctx.directory.path)),
+            "parameters": total,
+            "nonzero_parameters": nonzero,
+            "sparsity": round(1 - nonzero / total, 4) if total else 0.0,
+            **file_sizes(path),
+            **self.measure(path, ctx),
+            "seconds": round(time.perf_counter() - start, 2),
+        }
+        report.add(row, getattr(self.config, "max_accuracy_drop", None))
+        report.write()
+        report.enforce(row, smoke=ctx.smoke)
+        return [path]
+
+    def label(self) -> str:
+        return self.name
+
+    def write(self, model: Any, ctx: kplug.RunContext) -> Path:
+        raise NotImplementedError
+
+    def measure(self, path: Path, ctx: kplug.RunContext) -> dict[str, Any]:
+        """Test metrics of the written file; none where it is the model of the row above."""
+        return {"note": "the same model as the row above; sizes of the exported file"}
+
+
+class KerasExporter(MeasuredExporter):
+    """`compressed.keras`: the model after the compression steps, without optimizer state."""
+
+    name = "keras"
+    filename = "compressed.keras"
+
+    def write(self, model: Any, ctx: kplug.RunContext) -> Path:
+        if is_tf_keras_model(model):
+            raise kplug.KplugError(
+                "export keras: the model after qat is a tf_keras quantization-aware model, "
+                "which Keras 3 cannot load; export it with tflite or saved_model instead."
+            )
+        directory = ctx.directory
+        temporary = directory.temporary_path(self.filename)
+        try:
+            without_optimizer(model).save(temporary)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                temporary.unlink()
+            raise
+        return directory.commit(temporary, self.filename)
+
+
+class SavedModelExporter(MeasuredExporter):
+    """`saved_model/`: a TensorFlow SavedModel with a `serve` endpoint (model.export)."""
+
+    name = "saved_model"
+
+    def write(self, model: Any, ctx: kplug.RunContext) -> Path:
+        path = ctx.directory.path / "saved_model"
+        if is_tf_keras_model(model):
+            model.export(str(path))
+        else:
+            model.export(str(path), verbose=False)
+        return path
+
+
+class TFLiteConfig(StepConfig):
+    mode: Literal["none", "dynamic", "float16", "int8"] = Field(
+        "none",
+        description="post-training quantization: none (float32), dynamic (int8 weights), "
+        "float16 (float16 weights), int8 (full integer, calibrated on training examples)",
+    )
+    calibration_examples: PositiveInt = Field(
+        200, description="int8: training examples in the representative dataset"
+    )
+    integer_io: bool = Field(
+        True, description="int8: int8 inputs and outputs too (false: float at the edges)"
+    )
+    keep_sparsity: bool = Field(
+        True,
+        description="encode sparse weights sparsely in the flatbuffer (TFLite's "
+        f"EXPERIMENTAL_SPARSITY) when at least {SPARSE_ENCODING_THRESHOLD:.0%} are zero",
+    )
+
+
+class TFLiteExporter(MeasuredExporter):
+    """`model.<mode>.tflite` (`model.<mode>.sparse.tflite` with sparse weight encoding),
+    measured in the TFLite interpreter (accuracy, latency)."""
+
+    name = "tflite"
+
+    def label(self) -> str:
+        return f"tflite {self.config.mode}"
+
+    def write(self, model: Any, ctx: kplug.RunContext) -> Path:
+        import tensorflow as tf
+
+        config = self.config
+        quantized = [layer.name for layer in model._flatten_layers(include_self=False)
+                     if getattr(layer.dtype_policy, "quantization_mode", None)]  # fmt: skip
+        if quantized:
+            raise kplug.KplugError(
+                f"export tflite: layers {', '.join(quantized)} were quantized by Keras "
+                "(the quantize step), which the TFLite converter cannot take. Drop the "
+                "quantize step and let the tflite exporter quantize (mode dynamic, float16 "
+                "or int8)."
+            )
+        with contextlib.redirect_stdout(io.StringIO()):  # Keras prints the traced signature
+            converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        optimizations = []
+        if config.mode != "none":
+            optimizations.append(tf.lite.Optimize.DEFAULT)
+        total, nonzero = count_parameters(model)
+        sparse = config.keep_sparsity and total and 1 - nonzero / total >= SPARSE_ENCODING_THRESHOLD
+        if sparse:
+            optimizations.append(tf.lite.Optimize.EXPERIMENTAL_SPARSITY)
+        converter.optimizations = optimizations
+        if config.mode == "float16":
+            converter.target_spec.supported_types = [tf.float16]
+        if config.mode == "int8":
+            converter.representative_dataset = lambda: self._calibration(model, ctx)
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            if config.integer_io:
+                converter.inference_input_type = tf.int8
+                converter.inference_output_type = tf.int8
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                flatbuffer = converter.convert()
+        except Exception as error:  # the converter raises several unrelated types
+            raise kplug.KplugError(
+                f"export tflite {config.mode}: the TFLite converter failed: "
+                f"{str(error).splitlines()[0] if str(error) else type(error).__name__}. "
+                "Some layers have no integer kernels; try mode dynamic or float16."
+            ) from None
+        name = f"model.{config.mode}{'.sparse' if sparse else ''}.tflite"
+        return ctx.directory.write_bytes(name, flatbuffer)
+
+    def _calibration(self, model: Any, ctx: kplug.RunContext) -> Iterator[list[np.ndarray]]:
+        """One training example at a time, as the converter's representative dataset."""
+        limit = SMOKE_CALIBRATION_EXAMPLES if ctx.smoke else self.config.calibration_examples
+        for x in example_batches(ctx.data.train, 1, limit):
+            if isinstance(x, dict):
+                yield [np.asarray(x[tensor.name]) for tensor in model.inputs]
+            else:
+                yield [np.asarray(x)]
+
+    def measure(self, path: Path, ctx: kplug.RunContext) -> dict[str, Any]:
+        return measure_tflite(path, ctx)
