@@ -428,7 +428,9 @@ def _validate(
 
     sections: dict[str, Section] = {}
     for key, (kind, options_model) in COMPONENT_SECTIONS.items():
-        value = data.get(key, DEFAULT_SECTIONS.get(key))
+        value = data.get(key)
+        if value is None:  # absent, or `strategy:` left empty: the default component
+            value = DEFAULT_SECTIONS.get(key)
         if value is None:
             if key in REQUIRED:
                 problems.add((), f"missing section `{key}:` with a `name:` ({kind} to use)")

@@ -49,9 +49,13 @@ def parse(text: str, source: str) -> tuple[Any, dict[Path_, int]]:
         raise RecipeError(f"{source}{line}: invalid YAML: {problem}") from None
     except yaml.YAMLError as error:
         raise RecipeError(f"{source}: invalid YAML: {error}") from None
-    except (ValueError, TypeError, OverflowError) as error:
-        # A tag the safe loader knows, on a value it cannot convert: `!!int abc`.
-        raise RecipeError(f"{source}: invalid YAML value: {error}") from None
+    except Exception as error:
+        # A tag the safe loader knows on a value it cannot convert (`!!int abc`, `!!int ''`)
+        # fails inside PyYAML's constructors with ValueError, IndexError, ...
+        raise RecipeError(
+            f"{source}: invalid YAML value ({type(error).__name__}: {error}); check the "
+            "values with a tag such as !!int or !!float."
+        ) from None
     if duplicates:
         raise RecipeError(duplicates)
     return data, lines

@@ -5,15 +5,17 @@ be written out, loaded again and planned. 2,100 examples in all; no TensorFlow i
 from __future__ import annotations
 
 import math
+import re
 import tempfile
 from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from kplug import KplugError, load_recipe, yamlio
+from kplug.options import RUN_NAME_PATTERN
 from kplug.plan import plan
 from kplug.plugins import registry
 from kplug.recipe import TOP_LEVEL, Recipe, parse_override
@@ -28,6 +30,7 @@ model: {name: cnn, filters: [2], dense_units: 4}
 objective: {name: classification}
 train: {epochs: 1}
 optimizer: {learning_rate: 0.001}
+description: a recipe to mutate
 """
 FUZZ = settings(
     deadline=None,
@@ -43,6 +46,14 @@ KEYS = sorted(
 # Characters that mean something to YAML or to the override grammar, and some that break
 # paths and encodings.
 SPECIAL = ":{}[],&*!|>'\"%@`#-?~=. \t\n\r\x00\x85\u2028\ufeff\udcff"
+# Tokens spliced into texts (a fuzzer's dictionary): YAML features that build objects,
+# refer to themselves, nest deeply or carry bytes no file or path can take.
+TOKENS = [
+    "&a ", "*a", "&a [*a]", "!!int ", "!!float ", "!!binary ", "!!timestamp ", "!!set ",
+    "!!python/name:os.system ", "!!python/object/apply:os.system ", "!custom ", "<<: *a",
+    "[" * 1500, "{a: " * 400, '"\\0"', '"\\udcff"', "\udcff", "\x00", ".inf", ".nan",
+    "99999999999999999999", "1e400", "-1", "0", "../../", "/", "\n", "---\n", "? ",
+]  # fmt: skip
 
 scalars = st.one_of(
     st.none(),
@@ -78,7 +89,11 @@ def mutated(draw, text_strategy):
     for _ in range(draw(st.integers(0, 4))):
         at = draw(st.integers(0, len(text)))
         edit = draw(st.sampled_from(["insert", "delete", "replace"]))
-        piece = draw(st.text(alphabet=SPECIAL, min_size=1, max_size=3) | st.text(max_size=3))
+        piece = draw(
+            st.text(alphabet=SPECIAL, min_size=1, max_size=3)
+            | st.text(max_size=3)
+            | st.sampled_from(TOKENS)
+        )
         if edit == "insert":
             text = text[:at] + piece + text[at:]
         elif edit == "delete":
@@ -117,12 +132,39 @@ def loads_or_refuses(path: Path, overrides=()) -> Recipe | None:
         event(f"refused: {type(error).__name__}")
         return None
     event("loaded")
+    assert_safe_to_run(recipe)
     # What `kplug run` does first with a valid recipe: write it out, resolved.
     text = recipe.to_yaml()
     text.encode("utf-8")
     again = Recipe.from_dict(yaml.safe_load(text), source="resolved")
     assert again.resolved() == recipe.resolved()
     return recipe
+
+
+def assert_safe_to_run(recipe: Recipe) -> None:
+    """What a loaded recipe promises the runner: a run name that stays one folder below
+    the runs directory, and values that every file and library can take."""
+    assert re.fullmatch(RUN_NAME_PATTERN, recipe.name) and ".." not in recipe.name
+    root = Path("/runs")
+    assert (root / recipe.name).parent == root and not Path(recipe.name).is_absolute()
+
+    def check(value):
+        if isinstance(value, dict):
+            for key, item in value.items():
+                check(key)
+                check(item)
+        elif isinstance(value, list):
+            for item in value:
+                check(item)
+        elif isinstance(value, str):
+            assert "\x00" not in value, value
+            value.encode("utf-8")
+        elif isinstance(value, float):
+            assert math.isfinite(value), value
+        elif isinstance(value, int) and not isinstance(value, bool):
+            assert -(2**63) <= value < 2**63, value
+
+    check(recipe.resolved())
 
 
 def planned(recipe: Recipe) -> None:
@@ -137,6 +179,9 @@ def planned(recipe: Recipe) -> None:
 
 @settings(FUZZ, max_examples=700)
 @given(text=yaml_texts)
+@example(text="{!!int }\n")  # found by this test: IndexError inside PyYAML
+@example(text="a: &a [*a]\n")
+@example(text="a: " + "[" * 3000)
 def test_recipe_text_loads_or_gives_a_kplug_error(text, folder):
     path = folder / "recipe.yaml"
     path.write_text(text, encoding="utf-8", errors="surrogateescape")
@@ -179,7 +224,7 @@ value_texts = st.one_of(
 BASE_KEYS = sorted(
     ".".join(map(str, path))
     for path in yamlio.parse(BASE, "base")[1]
-    if len(path) > 1 and path[-1] != "name"
+    if (len(path) > 1 and path[-1] != "name") or path in (("name",), ("description",))
 )
 plausible_overrides = st.builds(
     lambda k, v: f"{k}={v}",
@@ -212,6 +257,7 @@ def test_override_parser_parses_or_gives_a_kplug_error(text):
 
 @settings(FUZZ, max_examples=400)
 @given(texts=st.lists(overrides, max_size=4))
+@example(texts=["strategy=#"])  # found by this test: `strategy: null` passed, then KeyError
 def test_overrides_on_a_recipe_load_or_give_a_kplug_error(texts, folder):
     path = folder / "base.yaml"
     path.write_text(BASE, encoding="utf-8")
@@ -220,6 +266,8 @@ def test_overrides_on_a_recipe_load_or_give_a_kplug_error(texts, folder):
 
 @settings(FUZZ, max_examples=400)
 @given(texts=st.lists(plausible_overrides, min_size=1, max_size=3))
+@example(texts=["data.batch_size=9223372036854775808"])  # found: beyond int64, accepted
+@example(texts=["description=\udcff"])
 def test_plausible_overrides_load_and_plan_or_give_a_kplug_error(texts, folder):
     path = folder / "base.yaml"
     path.write_text(BASE, encoding="utf-8")
