@@ -12,6 +12,8 @@ import pytest
 import yaml
 
 from kplug.cli import main
+from kplug.errors import RunError
+from kplug.rundir import RunDirectory
 
 HERE = Path(__file__).resolve().parent
 CASES = yaml.safe_load((HERE / "cases.yaml").read_text("utf-8"))
@@ -79,3 +81,12 @@ def assert_only_new_run_directories(before: dict, after: dict, root: Path) -> No
     for run_dir in new_runs:
         manifest = json.loads((root / run_dir / "manifest.json").read_text("utf-8"))
         assert manifest["status"] == "failed" and manifest["error"], manifest
+
+
+@pytest.mark.parametrize("name", ["../escape", "/tmp/escape", "a/b", "..", ".", "", "a\x00b"])
+def test_a_run_directory_stays_below_its_root(name, tmp_path):
+    # Recipes validate their names; this guards callers that skip the recipe (plugins).
+    root = tmp_path / "runs"
+    with pytest.raises(RunError, match="cannot name a run directory"):
+        RunDirectory.create(root, name)
+    assert not any(tmp_path.rglob("*"))
