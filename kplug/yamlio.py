@@ -122,7 +122,10 @@ def parse_value(text: str, source: str = "override") -> Any:
         yaml.compose(text, Loader=_Loader)
     except (yaml.YAMLError, RecursionError):
         return text
-    return parse(text, source)[0]
+    try:
+        return parse(text, source)[0]
+    except RecipeError as error:  # one command-line value: no line numbers to point at
+        raise RecipeError(re.sub(rf"{re.escape(source)}:\d+:", f"{source}:", str(error))) from None
 
 
 def dump(data: Any) -> str:
