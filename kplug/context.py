@@ -26,6 +26,8 @@ class RunContext:
         smoke: a smoke run: every stage, a few steps each; components shorten their
             own work (fine-tuning epochs, trials) when it is set.
         argv: the command line, for the manifest.
+        trust_model: `--trust-model`: load saved models (`model.init_from`, a teacher)
+            even when they need unsafe deserialization or are legacy `.h5` files.
     Attributes set by the runner as it goes: `strategy`, `data`, `spec`, `model`.
     `state` is a free-form dict plugins may share through (a tokenizer, a teacher).
     """
@@ -35,6 +37,7 @@ class RunContext:
     directory: RunDirectory | None = None
     smoke: bool = False
     argv: list[str] = field(default_factory=list)
+    trust_model: bool = False
     strategy: Strategy | None = None
     data: Data | None = None
     model: Any = None

@@ -52,5 +52,10 @@ def load_model(path: str | os.PathLike, *, trust: bool = False, compile: bool = 
                 "code). Pass --trust-model only if you trust where it came from."
             ) from None
         raise KplugError(f"{path}: not a loadable Keras model: {error}") from None
-    except (OSError, EOFError) as error:
-        raise KplugError(f"{path}: not a loadable Keras model: {error}") from None
+    except Exception as error:
+        # A damaged or foreign file (a zip without config.json, truncated weights) fails
+        # deep inside Keras with any error type; it is still the user's file at fault.
+        raise KplugError(
+            f"{path}: not a loadable Keras model ({type(error).__name__}: {error}); give a "
+            ".keras file saved by Keras 3, a run directory or runs/<name>."
+        ) from None

@@ -272,7 +272,7 @@ def parse_override(text: str) -> tuple[str, tuple[str | int, ...], Any]:
     elif "=" in text:
         op = "set"
         body, raw_value = text.split("=", 1)
-        value = yamlio.parse_value(raw_value)
+        value = yamlio.parse_value(raw_value, f"override {text!r}")
     else:
         raise RecipeError(
             f"override {text!r}: write key=value (for example train.epochs=3) or ~key to delete."
@@ -393,6 +393,9 @@ def _validate(
 
         registry = loaded_registry()
     problems = _Problems(origins, source)
+    _check_values(data, (), problems)
+    if problems.items:  # the checks below would report the same values again
+        raise RecipeError(problems.items, source=None)
 
     for key in data:
         if key not in TOP_LEVEL:
@@ -425,7 +428,9 @@ def _validate(
 
     sections: dict[str, Section] = {}
     for key, (kind, options_model) in COMPONENT_SECTIONS.items():
-        value = data.get(key, DEFAULT_SECTIONS.get(key))
+        value = data.get(key)
+        if value is None:  # absent, or `strategy:` left empty: the default component
+            value = DEFAULT_SECTIONS.get(key)
         if value is None:
             if key in REQUIRED:
                 problems.add((), f"missing section `{key}:` with a `name:` ({kind} to use)")
@@ -485,7 +490,48 @@ def _validate(
 def _valid_run_name(name: str) -> bool:
     import re
 
-    return bool(re.match(RUN_NAME_PATTERN, name)) and ".." not in name
+    return bool(re.fullmatch(RUN_NAME_PATTERN, name)) and ".." not in name
+
+
+def _check_values(value: Any, path: tuple, problems: _Problems) -> None:
+    """Refuse values no component can use safely, wherever they are: text with NUL or with
+    bytes that are not UTF-8 (they break paths and the run's own files), integers beyond
+    64 bits, infinities and NaN, and binary data."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str):
+                _check_values(key, path + (key,), problems)
+            _check_values(item, path + (key,), problems)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_values(item, path + (index,), problems)
+    elif isinstance(value, str):
+        if "\x00" in value:
+            problems.add(path, f"{value!r} contains a NUL character; remove it.")
+        elif not _is_utf8(value):
+            problems.add(
+                path,
+                f"{value!r} is not UTF-8 text (a command-line argument or file in another "
+                "encoding); write it in UTF-8.",
+            )
+    elif isinstance(value, bool):
+        return
+    elif isinstance(value, int):
+        if not -(2**63) <= value < 2**63:
+            problems.add(path, f"{value} is too large: integers are at most 2**63 - 1.")
+    elif isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            problems.add(path, f"must be a finite number, got {value!r}")
+    elif isinstance(value, bytes):
+        problems.add(path, "binary data (!!binary) is not a recipe value; write text.")
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _component(

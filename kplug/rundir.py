@@ -41,7 +41,16 @@ class RunDirectory:
 
     @classmethod
     def create(cls, root: str | os.PathLike, name: str) -> RunDirectory:
-        """Make `root/name/<timestamp>`; a second run in the same second gets `-1`, `-2`."""
+        """Make `root/name/<timestamp>`; a second run in the same second gets `-1`, `-2`.
+
+        `name` must be one plain folder name: recipes check theirs, and this check keeps
+        any other caller (a plugin, the Python API) from writing outside `root`.
+        """
+        if not name or "\x00" in name or Path(name).name != name or name in (".", ".."):
+            raise RunError(
+                f"{name!r} cannot name a run directory: give one folder name without "
+                "'/' or '..', e.g. mnist-cnn."
+            )
         parent = Path(root) / name
         try:
             parent.mkdir(parents=True, exist_ok=True)

@@ -54,6 +54,7 @@ def run(
     smoke: bool = False,
     argv: list[str] | None = None,
     registry: Registry | None = None,
+    trust_model: bool = False,
 ) -> RunResult:
     """Run a validated recipe end to end and return its run directory and metrics.
 
@@ -63,12 +64,16 @@ def run(
         smoke: a few steps of every stage, to catch errors before a long run.
         argv: the command line, recorded in the manifest.
         registry: the component registry; the loaded plugins' by default.
+        trust_model: load saved models that need unsafe deserialization (Lambda layers) or
+            are legacy `.h5` files (`--trust-model`); refused by default.
     """
     if smoke:
         recipe = smoke_recipe(recipe)
     registry = registry or _loaded_registry()
     use_backend(recipe.backend)
-    ctx = RunContext(recipe, registry, smoke=smoke, argv=list(argv or sys.argv))
+    ctx = RunContext(
+        recipe, registry, smoke=smoke, argv=list(argv or sys.argv), trust_model=trust_model
+    )
     # The strategy comes first: a multi-worker strategy must start before TensorFlow runs
     # anything, and it says where this process writes (only the chief keeps the run).
     started = time.perf_counter()
@@ -128,7 +133,10 @@ def _pipeline(ctx: RunContext, hook: Any, timings: dict[str, float]) -> dict[str
             init_from = recipe.model.options.init_from
             if init_from:
                 report = initialize_from(
-                    ctx.model, init_from, strict=recipe.model.options.init_strict
+                    ctx.model,
+                    init_from,
+                    strict=recipe.model.options.init_strict,
+                    trust=ctx.trust_model,
                 )
                 directory.write_json("init_from.json", report)
             objective.compile(ctx.model, ctx)

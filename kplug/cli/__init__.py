@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KplugError as error:
         if debug:
             raise
-        print(f"kplug: error: {error}", file=sys.stderr)
+        print(f"kplug: error: {_printable(str(error))}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         if debug:
@@ -76,6 +76,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+
+
+def _printable(text: str) -> str:
+    """`text` with characters no UTF-8 stream can take (lone surrogates, from arguments in
+    another encoding) escaped, so that reporting a bad input cannot fail itself."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _configure_logging() -> None:

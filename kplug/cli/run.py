@@ -19,6 +19,12 @@ def add_to(subparsers) -> None:
         "--smoke", action="store_true", help="a few steps of every stage, to catch errors fast"
     )
     parser.add_argument("--runs-dir", help="where run directories go (default: runs/)")
+    parser.add_argument(
+        "--trust-model",
+        action="store_true",
+        help="load model.init_from and teacher models even if they need unsafe "
+        "deserialization (Lambda layers) or are legacy .h5 files; only for models you trust",
+    )
     parser.set_defaults(handler=handle)
 
 
@@ -26,7 +32,13 @@ def handle(args: argparse.Namespace) -> int:
     from kplug.runner import run
 
     recipe = load(args)
-    result = run(recipe, runs_root=args.runs_dir, smoke=args.smoke, argv=sys.argv)
+    result = run(
+        recipe,
+        runs_root=args.runs_dir,
+        smoke=args.smoke,
+        argv=sys.argv,
+        trust_model=args.trust_model,
+    )
     test = result.metrics.get("test") or {}
     if test:
         shown = "  ".join(f"{k}={v:.4f}" for k, v in test.items() if isinstance(v, float))

@@ -67,7 +67,7 @@ class Distill(CompressionStep):
         require_keras_model(model, self.name)
         config = self.config
         teacher_path = resolve_teacher(config.teacher)
-        teacher = load_model(teacher_path, compile=False)
+        teacher = load_model(teacher_path, trust=ctx.trust_model, compile=False)
         details: dict[str, Any] = {
             "teacher": str(teacher_path),
             "teacher_parameters": count_parameters(teacher)[0],

@@ -23,6 +23,12 @@ class Classification(kplug.Objective):
         self.config = config
 
     def adapt(self, data: kplug.Data, ctx: kplug.RunContext) -> kplug.Data:
+        if not data.spec.num_classes:
+            raise kplug.DataError(
+                f"classification needs class labels, but dataset {ctx.recipe.data.name!r} "
+                "gives none; point it at labelled data (text_files: set data.label_column) "
+                "or choose an objective for unlabelled data (causal_lm)."
+            )
         if not self.config.label_smoothing:
             return data
         classes = data.spec.num_classes

@@ -67,7 +67,10 @@ class TextDataConfig(kplug.Config):
 def text_data(corpus: Corpus, config: TextDataConfig, ctx: kplug.RunContext) -> kplug.Data:
     """Clean, split, tokenize and encode a corpus into a `kplug.Data` (see module doc)."""
     if not corpus.documents:
-        raise kplug.DataError(f"no documents in {corpus.source or 'the corpus'}.")
+        raise kplug.DataError(
+            f"no documents in {corpus.source or 'the corpus'} (its files are empty or hold "
+            "no records); give data.path files with text."
+        )
     cleaned = clean_documents(corpus.documents, config.clean, ctx)
     texts = cleaned.texts
     labels = [corpus.labels[i] for i in cleaned.kept] if corpus.labels is not None else None

@@ -89,7 +89,7 @@ def _read_text(path: Path, encoding: str) -> str:
 
 def _txt_documents(text: str, unit: str) -> list[str]:
     if unit == "file":
-        return [text]
+        return [text] if text.strip() else []  # an empty file is no document
     if unit == "line":
         return [line for line in text.splitlines() if line.strip()]
     return [p for p in text.replace("\r\n", "\n").split("\n\n") if p.strip()]
