@@ -11,6 +11,10 @@ from typing import Literal
 from pydantic import Field, PositiveInt, field_validator
 
 import kplug
+from kplug.phases import BASE_LAYERS_KEY
+
+# Names of the layers of the convolution blocks: conv1, bn1, act1, pool1, ...
+BASE_PREFIXES = ("conv", "bn", "act", "pool")
 
 
 class CNNConfig(kplug.Config):
@@ -73,7 +77,12 @@ def build_cnn(config: CNNConfig, ctx: kplug.RunContext):
     x = layers.Dense(spec.num_classes, name="logits")(x)
     # Float32 output keeps the loss stable under mixed precision.
     outputs = layers.Activation(config.output_activation, dtype="float32", name="probabilities")(x)
-    return keras.Model(inputs, outputs, name="cnn")
+    model = keras.Model(inputs, outputs, name="cnn")
+    # `model.freeze: base` freezes the convolution blocks (kplug/phases.py).
+    ctx.state[BASE_LAYERS_KEY] = [
+        layer.name for layer in model.layers if layer.name.startswith(BASE_PREFIXES)
+    ]
+    return model
 
 
 def _image_shape(shape) -> tuple[int, int, int]:
