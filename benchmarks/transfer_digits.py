@@ -1,6 +1,7 @@
 """The transfer experiment of docs/transfer.md: fine-tuning against training from scratch.
 
     .venv/bin/python benchmarks/transfer_digits.py [--runs-dir runs/transfer] [--seeds 1 2 3]
+        [--finetune KEY=VALUE ...]
 
 For each seed, in one process (the runner seeds Python, NumPy and TensorFlow per run):
 1. recipes/transfer/pretrain_digits_0_4.yaml: the CNN on the MNIST digits 0-4;
@@ -8,8 +9,9 @@ For each seed, in one process (the runner seeds Python, NumPy and TensorFlow per
    blocks frozen, Dense layers trained on 10% of the training digits 5-9;
 3. recipes/transfer/scratch_digits_5_9.yaml: the same network and data from scratch.
 The 10% subset is the same for every seed (data.fraction_seed); the seed changes the
-initialization and the order of the batches. Prints a Markdown table of the test
-accuracies (all test digits 5-9) and their means.
+initialization and the order of the batches. `--finetune` adds overrides to the
+fine-tuning runs (e.g. `'train.phases=[{epochs: 15}]'`: the base frozen throughout).
+Prints a Markdown table of the test accuracies (all test digits 5-9) and their means.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs-dir", type=Path, default=ROOT / "runs" / "transfer")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--finetune", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="overrides for the fine-tuning runs")  # fmt: skip
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -44,7 +48,7 @@ def main() -> int:
     for seed in args.seeds:
         pretrained = run("pretrain_digits_0_4.yaml", args.runs_dir, f"seed={seed}")
         finetuned = run("finetune_digits_5_9.yaml", args.runs_dir, f"seed={seed}",
-                        f"model.init_from={pretrained.directory.path}")  # fmt: skip
+                        f"model.init_from={pretrained.directory.path}", *args.finetune)  # fmt: skip
         scratch = run("scratch_digits_5_9.yaml", args.runs_dir, f"seed={seed}")
         report = finetuned.directory.read_json("data_report.json")
         table.append(
