@@ -335,6 +335,8 @@ def smoke_recipe(recipe: Recipe) -> Recipe:
     epochs = [f"train.phases.{i}.epochs=1" for i in range(len(recipe.train.phases))] or [
         f"train.epochs={min(1, recipe.train.epochs)}"
     ]
+    if recipe.train.phases and "epochs" in recipe.raw.get("train", {}):
+        epochs.append("~train.epochs")
     overrides = [
         *epochs,
         f"train.steps_per_epoch={SMOKE_STEPS}",
