@@ -55,8 +55,8 @@ def apply_filters(data: Data, config: ArrayFilters) -> Data:
             spec=DataSpec(**{**spec.__dict__, "num_classes": len(mapping),
                              "class_names": [names[c] for c in config.classes]}),
         )  # fmt: skip
-        report["classes"] = {"kept": list(config.classes),
-                             "label_map": {str(old): new for old, new in mapping.items()}}  # fmt: skip
+        label_map = {str(old): new for old, new in mapping.items()}
+        report["classes"] = {"kept": list(config.classes), "label_map": label_map}
     if config.fraction is not None and config.fraction < 1.0:
         x, y = data.train
         before = len(y)

@@ -88,7 +88,7 @@ def test_image_folder_values_and_spec(tmp_path):
     assert data.spec.input_shape == (8, 8, 1) and data.spec.num_classes == 2
     images = list(data.train.as_numpy_iterator())
     assert len(images) == 5 and data.test is None
-    assert all(x.dtype == np.float32 and 0.0 <= x.min() and x.max() <= 1.0 for x, _ in images)
+    assert all(x.dtype == np.float32 and x.min() >= 0.0 and x.max() <= 1.0 for x, _ in images)
     assert sorted(int(y) for _, y in images) == [0, 0, 0, 1, 1]
 
 

@@ -103,7 +103,6 @@ def test_keras_application_shares_the_code_path():
 
 def test_backbones_are_the_keras_applications():
     import keras
-
     from kplug_vision.applications import BACKBONES
 
     assert set(BACKBONES) == {n for n in dir(keras.applications) if n[0].isupper()}
@@ -114,7 +113,6 @@ def test_backbones_are_the_keras_applications():
 
 def test_backbone_preprocess_is_the_applications_own():
     import keras
-
     from kplug_vision.backbone_preprocess import BackbonePreprocess
 
     x = np.random.default_rng(0).random((2, 4, 4, 3)).astype("float32")
