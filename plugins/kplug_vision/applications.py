@@ -187,6 +187,27 @@ def _weights_error(backbone: str, weights: str | None, shape: tuple, error: Exce
     )
 
 
+VGG16_BASE_PARAMETERS = 14_714_688  # keras.applications.VGG16(include_top=False)
+
+
+def estimate_vgg16(config: VGG16Config, facts: dict) -> dict:
+    """The exact parameter count from the input shape, without building (`kplug plan`)."""
+    shape, classes = facts.get("input_shape"), facts.get("num_classes")
+    if not shape or not classes or len(shape) not in (2, 3):
+        return {}
+    size = config.input_size or max(shape[0], shape[1], 32)
+    side = size
+    for _ in range(5):  # five 2x2 max-poolings
+        side //= 2
+    features = side * side * 512 if config.pooling == "flatten" else 512
+    params = VGG16_BASE_PARAMETERS
+    units = config.dense_units
+    for width in [units] if isinstance(units, int) else units:
+        params += features * width + width
+        features = width
+    return {"parameters": params + features * classes + classes}
+
+
 def keras_cache_dir() -> str:
     """Where Keras caches application weights: `$KERAS_HOME/models` or `~/.keras/models`."""
     try:

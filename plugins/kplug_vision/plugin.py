@@ -8,6 +8,7 @@ from kplug_vision.applications import (
     VGG16Config,
     build_keras_application,
     build_vgg16,
+    estimate_vgg16,
 )
 from kplug_vision.cnn import CNNConfig, build_cnn, estimate_cnn
 
@@ -27,6 +28,7 @@ def register_architectures(register):
         config=VGG16Config,
         summary="keras.applications VGG16 without its top (imagenet, none or a weights file) "
         "under Flatten, Dense 256, Dense classes; for transfer learning",
+        estimate=estimate_vgg16,
     )
     register(
         "keras_application",

@@ -134,3 +134,12 @@ def test_augmentation_is_active_in_training_only():
     x = np.random.default_rng(0).random((4, 28, 28, 1)).astype("float32")
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(front(x, training=False)), x)
     assert not np.allclose(keras.ops.convert_to_numpy(front(x, training=True)), x)
+
+
+@pytest.mark.parametrize("config", [{}, {"input_size": 64, "dense_units": [32, 16]},
+                                    {"pooling": "avg"}])  # fmt: skip
+def test_vgg16_estimate_equals_built(config):
+    model, _ = build({"name": "vgg16", "weights": "none", **config})
+    estimate = testing.check_estimate("architecture", "vgg16", {"weights": "none", **config},
+                                      {"input_shape": [28, 28, 1], "num_classes": 10})  # fmt: skip
+    assert estimate["parameters"] == model.count_params()
