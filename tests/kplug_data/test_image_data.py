@@ -213,9 +213,15 @@ def test_tfds_serves_text_label_pairs(tfds_dir):
                              ("great film", 1)]  # fmt: skip
 
 
-def test_tfds_unknown_name_lists_close_names(tmp_path):
-    with pytest.raises(DataError, match="unknown TFDS dataset 'mnistt'; did you mean mnist"):
-        load({"name": "tfds", "dataset": "mnistt", "data_dir": str(tmp_path)})
+def test_tfds_unknown_name_lists_close_names(tmp_path, capsys):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        f"name: r\ndata: {{name: tfds, dataset: mnistt, data_dir: '{tmp_path}'}}\n"
+        "model: {name: cnn}\nobjective: {name: classification}\n"
+    )
+    assert main(["data", str(recipe)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown TFDS dataset 'mnistt'; did you mean mnist" in err and "Traceback" not in err
 
 
 def test_tfds_not_prepared_says_how_to_prepare(tmp_path, capsys):
