@@ -44,6 +44,7 @@ class Phase:
     learning_rate: float | None
     freeze: tuple[str, ...]
     unfreeze: tuple[str, ...]
+    freeze_key: str = "model.freeze"  # where `freeze` comes from, for error messages
 
 
 def plan(ctx: RunContext) -> list[Phase]:
@@ -54,7 +55,8 @@ def plan(ctx: RunContext) -> list[Phase]:
     out, first = [], 0
     for index, entry in enumerate(entries):
         epochs = train.epochs if entry is None else entry.epochs
-        freeze = default_freeze if entry is None or entry.freeze is None else tuple(entry.freeze)
+        own = entry is not None and entry.freeze is not None
+        freeze = tuple(entry.freeze) if own else default_freeze
         out.append(
             Phase(
                 index=index,
@@ -63,6 +65,7 @@ def plan(ctx: RunContext) -> list[Phase]:
                 learning_rate=None if entry is None else entry.learning_rate,
                 freeze=freeze,
                 unfreeze=() if entry is None else tuple(entry.unfreeze),
+                freeze_key=f"train.phases.{index}.freeze" if own else "model.freeze",
             )
         )
         first += epochs
@@ -117,11 +120,10 @@ def set_trainable(model: Any, phase: Phase, ctx: RunContext) -> dict[str, Any]:
     unfreeze = resolve_patterns(phase.unfreeze, ctx, model)
     leaves = list(layer_paths(model))
     names = {name for path, _ in leaves for name in path}
-    for key, patterns in (("freeze", freeze), ("unfreeze", unfreeze)):
+    keys = (phase.freeze_key, f"train.phases.{phase.index}.unfreeze")
+    for where, patterns in zip(keys, (freeze, unfreeze), strict=True):
         unknown = [p for p in patterns if not any(fnmatch.fnmatchcase(n, p) for n in names)]
         if unknown:
-            where = f"train.phases.{phase.index}.{key}" if ctx.recipe.train.phases else (
-                f"model.{key}")  # fmt: skip
             raise RecipeError(
                 f"{where}: no layer matches {', '.join(map(repr, unknown))}; this model's "
                 f"layers: {', '.join(sorted(names)[:40])}"

@@ -23,7 +23,7 @@ BASE = {
 
 
 def weights(run) -> dict[str, list[np.ndarray]]:
-    model = load_model(run.directory / "model.keras")
+    model = load_model(run.directory / "model.keras", compile=False)
     return {layer.name: layer.get_weights() for layer in model.layers if layer.weights}
 
 
@@ -76,13 +76,6 @@ def test_two_phases_unfreeze_the_top_block_with_their_own_rate(pretrained, tmp_p
     rows = list(csv.DictReader((run.directory / "metrics.csv").open()))
     assert [row["epoch"] for row in rows] == ["0", "1", "2"]
     assert run.metrics["epochs"] == 3
-
-
-def test_phase_two_of_a_smoke_run_still_runs(tmp_path):
-    recipe = {**with_model(freeze=["conv*"]), "train": {"phases": [
-        {"epochs": 3}, {"epochs": 4, "freeze": []}]}}  # fmt: skip
-    run = testing.smoke_run(recipe, tmp_path)
-    assert [p["epochs"] for p in run.directory.read_json("phases.json")] == [[0, 1], [1, 2]]
 
 
 def test_init_exclude_keeps_the_head_fresh(pretrained, tmp_path):
