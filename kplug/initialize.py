@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import json
 import logging
 from pathlib import Path
@@ -49,12 +50,13 @@ def latest_completed_run(parent: Path) -> Path | None:
     return max(runs)[2] if runs else None
 
 
-def initialize_from(model: Any, value: str, *, strict: bool = False,
-                    trust: bool = False) -> dict[str, Any]:  # fmt: skip
+def initialize_from(model: Any, value: str, *, strict: bool = False, trust: bool = False,
+                    exclude: list[str] = ()) -> dict[str, Any]:  # fmt: skip
     """Copy weights from a saved model into `model`, layer by layer.
 
     Layers are matched by name (nested models included) and copied when every weight has
-    the same shape; others keep their fresh initialization (a new head for new classes).
+    the same shape; others keep their fresh initialization (a new head for new classes),
+    and so do layers whose name matches an `exclude` pattern (fnmatch: `logits`, `dense*`).
 
     Returns:
         `{"source", "loaded": [...], "skipped": {name: reason}}`, also logged.
@@ -66,9 +68,13 @@ def initialize_from(model: Any, value: str, *, strict: bool = False,
     path = resolve_init_path(value)
     source = load_model(path, trust=trust, compile=False)
     source_layers = {layer.name: layer for layer in _layers(source) if layer.weights}
-    loaded, skipped = [], {}
+    loaded, skipped, excluded = [], {}, set()
     for layer in _layers(model):
         if not layer.weights:
+            continue
+        if any(fnmatch.fnmatchcase(layer.name, pattern) for pattern in exclude):
+            skipped[layer.name] = "excluded (model.init_exclude)"
+            excluded.add(layer.name)
             continue
         other = source_layers.get(layer.name)
         if other is None:
@@ -86,8 +92,9 @@ def initialize_from(model: Any, value: str, *, strict: bool = False,
             f"model.init_from: no layer of {path} matches this model by name and shape; "
             "is it a run of the same architecture?"
         )
-    if strict and skipped:
-        listing = "; ".join(f"{k} ({v})" for k, v in skipped.items())
+    missed = {k: v for k, v in skipped.items() if k not in excluded}
+    if strict and missed:
+        listing = "; ".join(f"{k} ({v})" for k, v in missed.items())
         raise KplugError(f"model.init_from (init_strict): layers not initialized: {listing}")
     log.info("init_from %s: %d layers loaded, %d kept fresh%s", path, len(loaded), len(skipped),
              f" ({', '.join(skipped)})" if skipped else "")  # fmt: skip

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
+from pydantic import (
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
 
 from kplug.config import Config
 
@@ -42,6 +50,23 @@ class ModelOptions(Config):
     init_strict: bool = Field(
         False, description="fail unless every layer with weights gets weights from init_from"
     )
+    init_exclude: list[str] = Field(
+        [],
+        description="layer-name patterns (fnmatch, e.g. logits, dense*) that init_from does "
+        "not load: they keep their fresh initialization (a new head for new classes)",
+    )
+    freeze: list[str] = Field(
+        [],
+        description="layers not trained: layer-name patterns (fnmatch, e.g. conv*, "
+        "block[1-4]_*), or `base`, the part the architecture marks as its base (a pretrained "
+        "backbone, the cnn's convolution blocks); frozen BatchNormalization runs in "
+        "inference mode",
+    )
+
+    @field_validator("freeze", "init_exclude", mode="before")
+    @classmethod
+    def _one_pattern_is_a_list(cls, value):
+        return [value] if isinstance(value, str) else value
 
 
 class ScheduleOptions(Config):
@@ -95,10 +120,39 @@ class EarlyStoppingOptions(Config):
     restore_best_weights: bool = True
 
 
+class PhaseOptions(Config):
+    """One entry of `train.phases`: some epochs with their own frozen layers and rate."""
+
+    epochs: PositiveInt = Field(description="epochs of this phase")
+    learning_rate: PositiveFloat | None = Field(
+        None, description="this phase's peak learning rate; null: optimizer.learning_rate"
+    )
+    freeze: list[str] | None = Field(
+        None, description="layers frozen in this phase (patterns or `base`, as model.freeze); "
+        "null: model.freeze; []: train everything"
+    )  # fmt: skip
+    unfreeze: list[str] = Field(
+        [], description="layers trained in this phase although `freeze` covers them "
+        "(e.g. block5_* of a frozen base)"
+    )  # fmt: skip
+
+    @field_validator("freeze", "unfreeze", mode="before")
+    @classmethod
+    def _one_pattern_is_a_list(cls, value):
+        return [value] if isinstance(value, str) else value
+
+
 class TrainOptions(Config):
     """The `train:` section."""
 
-    epochs: NonNegativeInt = Field(10, description="0: no training (evaluate, compress, export)")
+    epochs: NonNegativeInt = Field(
+        10, description="0: no training (evaluate, compress, export); with phases: their sum"
+    )
+    phases: list[PhaseOptions] = Field(
+        [],
+        description="train in phases, each with its epochs, frozen layers and learning rate "
+        "(a new optimizer per phase; epochs and metrics.csv continue)",
+    )
     steps_per_epoch: PositiveInt | None = Field(None, description="null: the whole train split")
     validation_steps: PositiveInt | None = None
     mixed_precision: Literal[False, True, "mixed_float16", "mixed_bfloat16"] = Field(
@@ -112,3 +166,17 @@ class TrainOptions(Config):
     early_stopping: EarlyStoppingOptions | None = None
     tensorboard: bool = False
     verbose: Literal["auto", 0, 1, 2] = "auto"
+
+    @model_validator(mode="after")
+    def _epochs_are_the_phases(self) -> TrainOptions:
+        if not self.phases:
+            return self
+        total = sum(phase.epochs for phase in self.phases)
+        if "epochs" in self.model_fields_set and self.epochs != total:
+            raise ValueError(
+                f"train.epochs is {self.epochs} but the phases add up to {total} epochs; "
+                "remove train.epochs (with phases it is their sum) or change the phases' "
+                "epochs (train.phases.0.epochs=...)"
+            )
+        object.__setattr__(self, "epochs", total)
+        return self

@@ -22,7 +22,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from kplug import splits
+from kplug import phases, splits
 from kplug.components import Data
 from kplug.context import RunContext
 from kplug.errors import DataError, KplugError, RunError
@@ -136,6 +136,7 @@ def _pipeline(ctx: RunContext, hook: Any, timings: dict[str, float]) -> dict[str
                     ctx.model,
                     init_from,
                     strict=recipe.model.options.init_strict,
+                    exclude=recipe.model.options.init_exclude,
                     trust=ctx.trust_model,
                 )
                 directory.write_json("init_from.json", report)
@@ -273,18 +274,24 @@ def fit(ctx: RunContext, objective: Any) -> tuple[dict[str, list[float]], Any]:
     recipe = ctx.recipe
     cbs, timing = callbacks(ctx, objective)
     has_validation = bool(splits.count(ctx.data.validation))
-    history = ctx.strategy.fit(
-        ctx.model,
-        ctx.data if has_validation else ctx.data.replace(validation=None),
-        batch_size=recipe.data.options.batch_size,
-        epochs=recipe.train.epochs,
-        steps_per_epoch=recipe.train.steps_per_epoch,
-        validation_steps=recipe.train.validation_steps,
-        callbacks=cbs,
-        verbose=recipe.train.verbose,
-        shuffle=recipe.data.options.shuffle,
-        seed=recipe.seed,
-    )
+
+    def fit_epochs(first_epoch: int, last_epoch: int) -> dict[str, list[float]]:
+        return ctx.strategy.fit(
+            ctx.model,
+            ctx.data if has_validation else ctx.data.replace(validation=None),
+            batch_size=recipe.data.options.batch_size,
+            epochs=last_epoch,
+            initial_epoch=first_epoch,
+            steps_per_epoch=recipe.train.steps_per_epoch,
+            validation_steps=recipe.train.validation_steps,
+            callbacks=cbs,
+            verbose=recipe.train.verbose,
+            shuffle=recipe.data.options.shuffle,
+            seed=recipe.seed,
+        )
+
+    # `model.freeze` / `train.phases` (kplug/phases.py); otherwise one plain fit.
+    history = phases.fit_in_phases(ctx, objective, fit_epochs, cbs)
     return history, timing
 
 
@@ -332,8 +339,14 @@ def save_model(model: Any, directory: RunDirectory, name: str) -> Path:
 def smoke_recipe(recipe: Recipe) -> Recipe:
     """The recipe shortened to a few steps of every stage."""
     batch = recipe.data.options.batch_size
+    # With phases, every phase runs one epoch (their sum is train.epochs).
+    epochs = [f"train.phases.{i}.epochs=1" for i in range(len(recipe.train.phases))] or [
+        f"train.epochs={min(1, recipe.train.epochs)}"
+    ]
+    if recipe.train.phases and "epochs" in recipe.raw.get("train", {}):
+        epochs.append("~train.epochs")
     overrides = [
-        f"train.epochs={min(1, recipe.train.epochs)}",
+        *epochs,
         f"train.steps_per_epoch={SMOKE_STEPS}",
         f"train.validation_steps={SMOKE_STEPS}",
         f"data.limit={min(recipe.data.options.limit or 10**9, batch * SMOKE_BATCHES)}",

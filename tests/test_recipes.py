@@ -18,6 +18,7 @@ SMOKED_ELSEWHERE: dict[str, str] = {
     "web_corpus_lm.yaml": "tests/kplug_text/test_web_crawl.py::"
     "test_web_corpus_lm_recipe_crawls_cleans_tokenizes_and_trains (a site on 127.0.0.1)",
     "compress/mnist_distill.yaml": "tests/kplug_compress/test_compress_recipes.py (a teacher)",
+    "transfer/finetune_digits_5_9.yaml": "tests/kplug_vision/test_transfer.py (a pretrained run)",
 }
 
 

@@ -6,13 +6,13 @@ import numpy as np
 from pydantic import Field
 
 import kplug
-from kplug_data.arrays import fixed_split
+from kplug_data.arrays import ArrayFilters, apply_filters, fixed_split
 
 EXAMPLES = 1797
 TEST_FRACTION = 0.2
 
 
-class DigitsConfig(kplug.Config):
+class DigitsConfig(ArrayFilters):
     normalize: bool = Field(True, description="scale pixels from 0..16 to 0..1")
     split_seed: int = Field(0, description="seed of the fixed train/test split")
 
@@ -28,10 +28,12 @@ def load_digits(config: DigitsConfig, ctx: kplug.RunContext) -> kplug.Data:
     spec = kplug.DataSpec(
         input_shape=(8, 8, 1), num_classes=10, class_names=[str(d) for d in range(10)]
     )
-    return fixed_split(x, y, TEST_FRACTION, config.split_seed, spec)
+    return apply_filters(fixed_split(x, y, TEST_FRACTION, config.split_seed, spec), config)
 
 
 def estimate_digits(config: DigitsConfig, facts: dict) -> dict:
+    if config.classes is not None or config.fraction is not None:
+        return {"input_shape": [8, 8, 1], "num_classes": len(config.classes or range(10))}
     test = 359  # sum over classes of round(0.2 * class count)
     return {
         "train_examples": EXAMPLES - test,

@@ -8,13 +8,13 @@ import numpy as np
 from pydantic import Field
 
 import kplug
-from kplug_data.arrays import fixed_split
+from kplug_data.arrays import ArrayFilters, apply_filters, fixed_split
 
 EXAMPLES = 5000
 TEST_FRACTION = 0.2
 
 
-class MnistConfig(kplug.Config):
+class MnistConfig(ArrayFilters):
     normalize: bool = Field(True, description="scale pixels from 0..255 to 0..1")
     split_seed: int = Field(0, description="seed of the fixed train/test split")
 
@@ -40,10 +40,12 @@ def load_mnist(config: MnistConfig, ctx: kplug.RunContext) -> kplug.Data:
         input_shape=(28, 28, 1), num_classes=10, class_names=[str(d) for d in range(10)]
     )
     data = fixed_split(x, y, TEST_FRACTION, config.split_seed, spec)
-    return data.replace(report={"source": str(path)})
+    return apply_filters(data.replace(report={"source": str(path)}), config)
 
 
 def estimate_mnist(config: MnistConfig, facts: dict) -> dict:
+    if config.classes is not None or config.fraction is not None:
+        return {"input_shape": [28, 28, 1], "num_classes": len(config.classes or range(10))}
     test = int(EXAMPLES * TEST_FRACTION)
     return {
         "train_examples": EXAMPLES - test,

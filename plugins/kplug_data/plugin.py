@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import kplug
 from kplug_data.digits import DigitsConfig, estimate_digits, load_digits
+from kplug_data.image_folder import ImageFolderConfig, load_image_folder
 from kplug_data.mnist import MnistConfig, estimate_mnist, load_mnist
 from kplug_data.synthetic import SyntheticConfig, estimate_synthetic, load_synthetic
+from kplug_data.tfds import TfdsConfig, load_tfds
 
 
 @kplug.hookimpl
@@ -30,4 +32,19 @@ def register_datasets(register):
         config=SyntheticConfig,
         summary="random inputs of any shape with learnable labels, for tests and benchmarks",
         estimate=estimate_synthetic,
+    )
+    register(
+        "image_folder",
+        load_image_folder,
+        config=ImageFolderConfig,
+        summary="images in one folder per class (keras image_dataset_from_directory), cached",
+        backends=("tensorflow",),
+    )
+    register(
+        "tfds",
+        load_tfds,
+        config=TfdsConfig,
+        summary="any TensorFlow Datasets name and split from a prepared data_dir (images or "
+        "text with a class label); downloads only with download: true",
+        backends=("tensorflow",),
     )

@@ -11,6 +11,11 @@ from typing import Literal
 from pydantic import Field, PositiveInt, field_validator
 
 import kplug
+from kplug.phases import BASE_LAYERS_KEY
+from kplug_vision.augment import AugmentConfig, augment
+
+# Names of the layers of the convolution blocks: conv1, bn1, act1, pool1, ...
+BASE_PREFIXES = ("conv", "bn", "act", "pool")
 
 
 class CNNConfig(kplug.Config):
@@ -25,6 +30,9 @@ class CNNConfig(kplug.Config):
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="dropout before the output layer")
     output_activation: Literal["softmax", "linear"] = Field(
         "softmax", description="linear: logits (use objective from_logits: true)"
+    )
+    augment: AugmentConfig | None = Field(
+        None, description="random flips/rotations/zooms/translations, in training only"
     )
 
     @field_validator("filters")
@@ -52,6 +60,7 @@ def build_cnn(config: CNNConfig, ctx: kplug.RunContext):
     # === Layers and functional model ===
     inputs = keras.Input(shape=tuple(spec.input_shape), name="image")
     x = inputs if len(spec.input_shape) == 3 else layers.Reshape(shape, name="add_channel")(inputs)
+    x = augment(x, config.augment)
     for index, filters in enumerate(config.filters, start=1):
         x = layers.Conv2D(
             filters,
@@ -73,7 +82,12 @@ def build_cnn(config: CNNConfig, ctx: kplug.RunContext):
     x = layers.Dense(spec.num_classes, name="logits")(x)
     # Float32 output keeps the loss stable under mixed precision.
     outputs = layers.Activation(config.output_activation, dtype="float32", name="probabilities")(x)
-    return keras.Model(inputs, outputs, name="cnn")
+    model = keras.Model(inputs, outputs, name="cnn")
+    # `model.freeze: base` freezes the convolution blocks (kplug/phases.py).
+    ctx.state[BASE_LAYERS_KEY] = [
+        layer.name for layer in model.layers if layer.name.startswith(BASE_PREFIXES)
+    ]
+    return model
 
 
 def _image_shape(shape) -> tuple[int, int, int]:
