@@ -3,8 +3,9 @@
 Generator: noise (100) - Dense(128, relu) - Dense(784, tanh) - Reshape(28, 28, 1).
 Discriminator: Conv2D(64, 5x5) - MaxPool(2) - Conv2D(128, 5x5) - MaxPool(2) - Flatten -
 Dense(1, sigmoid). The image size follows the data (`ctx.spec.input_shape`); every size is
-configurable. The seed leaves the convolutions' padding and activation open: `same` keeps
-small images (8x8 digits) buildable, and leaky ReLU is the usual discriminator choice.
+configurable. The seed leaves the convolutions' padding and activation open: `valid` is
+the Keras default (and a third of the cost of `same` on 28x28 images), `same` keeps small
+images (8x8 digits) buildable, and leaky ReLU is the usual discriminator choice.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ class GANConfig(kplug.Config):
         [64, 128], description="filters of each Conv2D, each followed by MaxPool(2)"
     )
     kernel_size: PositiveInt = 5
-    padding: Literal["same", "valid"] = "same"
+    padding: Literal["valid", "same"] = Field(
+        "valid", description="of each Conv2D; same keeps small images (8x8 digits) buildable"
+    )
     discriminator_activation: str = Field("leaky_relu", description="of each Conv2D")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="before the discriminator's Dense")
 
@@ -54,6 +57,12 @@ def build_gan(config: GANConfig, ctx: kplug.RunContext) -> dict:
     from keras import layers
 
     shape = image_shape(ctx, "gan")
+    if not estimate_gan(config, {"input_shape": shape}):
+        raise kplug.DataError(
+            f"gan: {shape[0]}x{shape[1]} images are too small for {len(config.discriminator_filters)} "
+            f"{config.kernel_size}x{config.kernel_size} convolutions with {config.padding!r} "
+            "padding and 2x2 pooling; set model.padding: same or fewer discriminator_filters."
+        )
 
     # === Generator ===
     noise = keras.Input(shape=(config.latent_dim,), name="noise")

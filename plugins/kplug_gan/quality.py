@@ -30,7 +30,7 @@ def class_scores(probabilities: np.ndarray) -> dict[str, Any]:
     share = counts[counts > 0] / counts.sum()
     return {
         "confidence": float(probabilities.max(axis=-1).mean()),
-        "class_entropy": float(-(share * np.log(share)).sum()),
+        "class_entropy": max(0.0, float(-(share * np.log(share)).sum())),
         "class_histogram": counts.tolist(),
     }
 
