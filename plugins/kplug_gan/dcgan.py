@@ -101,7 +101,7 @@ def estimate_dcgan(config: DCGANConfig, facts: dict) -> dict:
         return {}
     first = (height // factor) * (width // factor) * filters[0]
     generator = config.latent_dim * first + 4 * first
-    for previous, current in zip(filters, filters[1:]):
+    for previous, current in zip(filters[:-1], filters[1:], strict=True):
         generator += k * k * previous * current + 4 * current
     generator += k * k * filters[-1] * channels + channels
     discriminator, previous = 0, channels

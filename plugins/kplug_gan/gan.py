@@ -59,8 +59,9 @@ def build_gan(config: GANConfig, ctx: kplug.RunContext) -> dict:
     shape = image_shape(ctx, "gan")
     if not estimate_gan(config, {"input_shape": shape}):
         raise kplug.DataError(
-            f"gan: {shape[0]}x{shape[1]} images are too small for {len(config.discriminator_filters)} "
-            f"{config.kernel_size}x{config.kernel_size} convolutions with {config.padding!r} "
+            f"gan: {shape[0]}x{shape[1]} images are too small for "
+            f"{len(config.discriminator_filters)} {config.kernel_size}x{config.kernel_size} "
+            f"convolutions with {config.padding!r} "
             "padding and 2x2 pooling; set model.padding: same or fewer discriminator_filters."
         )
 

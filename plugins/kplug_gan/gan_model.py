@@ -82,7 +82,7 @@ class GAN(keras.Model):
                 fake_targets, fake_scores
             )
         weights = self.discriminator.trainable_weights
-        self.d_optimizer.apply_gradients(zip(tape.gradient(d_loss, weights), weights))
+        self.d_optimizer.apply_gradients(zip(tape.gradient(d_loss, weights), weights, strict=True))
 
         # The generator wants the discriminator to call its images real (target 1).
         noise = self._noise(batch_size)
@@ -90,7 +90,7 @@ class GAN(keras.Model):
             scores = self.discriminator(self.generator(noise, training=True), training=True)
             g_loss = self.loss_fn(ops.ones((batch_size, 1)), scores)
         weights = self.generator.trainable_weights
-        self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, weights), weights))
+        self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, weights), weights, strict=True))
         return self._track(d_loss, g_loss, real_scores, fake_scores)
 
     def test_step(self, data):

@@ -35,11 +35,11 @@ def handle(args: argparse.Namespace) -> int:
     out = check_output(args.out, args.force)
     if not 1 <= args.samples <= MAX_SAMPLES:
         raise kplug.KplugError(f"-n must be between 1 and {MAX_SAMPLES}, got {args.samples}.")
-    from kplug_gan.grid import write_png
-    from kplug_gan.quality import score, to_unit
     from kplug_sequence.generate import run_directory
 
     from kplug.models import load_model
+    from kplug_gan.grid import write_png
+    from kplug_gan.quality import score, to_unit
 
     run_dir = run_directory(args.run_dir)
     objective = adversarial_settings(run_dir)

@@ -95,8 +95,12 @@ def test_a_train_step_updates_each_network_with_its_own_optimizer():
     logs = gan.train_on_batch(real, return_dict=True)
     assert set(logs) == {"d_loss", "g_loss", "d_accuracy"}
     assert int(gan.d_optimizer.iterations) == 1 and int(gan.g_optimizer.iterations) == 1
-    assert all(not np.allclose(a, w.numpy()) for a, w in zip(before_g, generator.weights))
-    assert all(not np.allclose(a, w.numpy()) for a, w in zip(before_d, discriminator.weights))
+    assert all(
+        not np.allclose(a, w.numpy()) for a, w in zip(before_g, generator.weights, strict=True)
+    )
+    assert all(
+        not np.allclose(a, w.numpy()) for a, w in zip(before_d, discriminator.weights, strict=True)
+    )
 
 
 def test_kplug_sample_draws_a_seeded_grid_from_the_run_directory(gan_run, tmp_path, capsys):
