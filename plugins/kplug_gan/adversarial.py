@@ -20,6 +20,9 @@ from kplug_gan.gan import ADVERSARIAL_STATE
 
 SPLITS = ("train", "validation", "test")
 SCORER_FILE = "scorer.keras"
+# Fixed, so that the in-process scorer (hence the score) does not change with the GAN's
+# own data.batch_size.
+SCORER_BATCH = 32
 
 
 class AdversarialConfig(kplug.Config):
@@ -151,7 +154,7 @@ class Adversarial(kplug.Objective):
             self.labelled["train"],
             num_classes=self.num_classes,
             epochs=1 if ctx.smoke else self.config.scorer_epochs,
-            batch_size=ctx.recipe.data.options.batch_size,
+            batch_size=SCORER_BATCH,
             steps_per_epoch=SMOKE_STEPS if ctx.smoke else None,
         )
         if ctx.directory is not None and (ctx.strategy is None or ctx.strategy.is_chief):

@@ -25,6 +25,8 @@ def configure(parser: argparse.ArgumentParser):
     parser.add_argument("--seed", type=int, default=0, help="seed of the noise")
     parser.add_argument("--score", action="store_true",
                         help="also print the run scorer's figures for these samples")  # fmt: skip
+    parser.add_argument("--scorer", default=None,
+                        help="with --score: another classifier (run dir or .keras)")  # fmt: skip
     parser.add_argument("--force", action="store_true", help="replace an existing --out file")
     parser.add_argument("--trust-model", action="store_true",
                         help="load models that need unsafe deserialization")  # fmt: skip
@@ -49,7 +51,9 @@ def handle(args: argparse.Namespace) -> int:
         raise kplug.RunError(f"{run_dir}/model.keras is not a GAN (it has no generator).")
     images = to_unit(sample(generator, args.samples, args.seed))
     if args.score:
-        figures = score(_scorer(run_dir, objective, generator, args.trust_model), images)
+        scorer = _scorer(run_dir, args.scorer or objective.get("scorer"), generator,
+                         args.trust_model)  # fmt: skip
+        figures = score(scorer, images)
         print(f"confidence={figures['confidence']:.4f} "
               f"class_entropy={figures['class_entropy']:.4f} "
               f"classes={figures['class_histogram']}")  # fmt: skip
@@ -93,13 +97,15 @@ def adversarial_settings(run_dir: Path) -> dict[str, Any]:
     return objective
 
 
-def _scorer(run_dir: Path, objective: dict, generator: Any, trust: bool) -> Any:
+def _scorer(run_dir: Path, source: str | None, generator: Any, trust: bool) -> Any:
+    """The classifier of --score: --scorer, the recipe's objective.scorer or scorer.keras."""
     from kplug_gan.adversarial import SCORER_FILE
     from kplug_gan.quality import load_scorer
 
-    source = objective.get("scorer") or run_dir / SCORER_FILE
-    if not Path(source).exists():
+    if source is None and not (run_dir / SCORER_FILE).is_file():
         raise kplug.RunError(
-            f"{run_dir} has no {SCORER_FILE} (the run scored no samples); run without --score."
+            f"{run_dir} has no {SCORER_FILE} (the run scored no samples); give --scorer "
+            "(a classifier run) or run without --score."
         )
-    return load_scorer(str(source), tuple(generator.outputs[0].shape[1:]), trust=trust)
+    source = source or str(run_dir / SCORER_FILE)
+    return load_scorer(source, tuple(generator.outputs[0].shape[1:]), trust=trust)
