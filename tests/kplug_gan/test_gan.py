@@ -150,6 +150,15 @@ def test_kplug_sample_refuses_a_run_that_is_not_a_gan(classifier_run, tmp_path, 
     assert not out.exists()
 
 
+def test_kplug_sample_refuses_a_scorer_for_other_images(gan_run, classifier_run, tmp_path, capsys):
+    out = tmp_path / "grid.png"
+    args = ["sample", str(gan_run.directory), "--out", str(out), "--score",
+            "--scorer", str(classifier_run.directory)]  # fmt: skip
+    assert main(args) == 2
+    assert "reads inputs of shape (8, 8, 1)" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_a_classifier_run_scores_the_samples_and_a_mismatched_one_is_refused(
     classifier_run, tmp_path
 ):
