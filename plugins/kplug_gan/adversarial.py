@@ -60,6 +60,7 @@ class Adversarial(kplug.Objective):
         self.config = config
         self.labelled: dict[str, Any] = {}
         self.num_classes: int | None = None
+        self.image_shape: tuple[int, ...] = ()
         self._scorer: Any = None
 
     # === Data ===
@@ -81,10 +82,13 @@ class Adversarial(kplug.Objective):
                          for s in ("train", "test")}  # fmt: skip
         images = {s: _scaled(getattr(data, s), 2.0 / pixel_max, -1.0, labels=False)
                   for s in SPLITS}  # fmt: skip
-        if self.config.scorer and self.config.score_samples:
-            from kplug_gan.quality import load_scorer
+        if self.config.scorer:
+            from kplug.initialize import resolve_init_path
 
-            self._scorer = load_scorer(self.config.scorer, shape)
+            # Checked now, loaded with the first use: loading builds layers, which would draw
+            # from the global seed before the GAN is built and change its initial weights.
+            resolve_init_path(self.config.scorer, key="objective.scorer")
+        self.image_shape = shape
         new_spec = kplug.DataSpec(
             input_shape=shape,
             num_classes=spec.num_classes,
@@ -139,7 +143,11 @@ class Adversarial(kplug.Objective):
         saved as scorer.keras in the run directory); None when scoring is off."""
         if self._scorer is not None or not self._score_samples(ctx):
             return self._scorer
-        from kplug_gan.quality import train_scorer
+        from kplug_gan.quality import load_scorer, train_scorer
+
+        if self.config.scorer:
+            self._scorer = load_scorer(self.config.scorer, self.image_shape)
+            return self._scorer
 
         if self.num_classes is None or not isinstance(self.labelled.get("train"), tuple):
             raise kplug.DataError(
