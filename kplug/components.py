@@ -95,6 +95,11 @@ class Objective:
     def metrics(self, ctx: RunContext) -> list[Any]:
         return []
 
+    def callbacks(self, ctx: RunContext) -> list[Any]:
+        """Keras callbacks of this objective (e.g. GAN sample grids); they run before the
+        core ones, so what they add to an epoch's logs reaches metrics.csv."""
+        return []
+
     def report(self, model: Any, data: Data, ctx: RunContext) -> dict[str, Any]:
         """Extra final figures for metrics.json (e.g. bits per token); optional."""
         return {}

@@ -242,15 +242,15 @@ def build_network(ctx: RunContext) -> Any:
 
 
 def callbacks(ctx: RunContext, objective: Any) -> tuple[list[Any], Any]:
-    """The core callbacks (CSV metrics, epoch log, timing, early stopping, TensorBoard)
-    and the recipe's plugin callbacks; also returns the timing callback."""
+    """The core callbacks (CSV metrics, epoch log, timing, early stopping, TensorBoard),
+    the objective's and the recipe's plugin callbacks; also returns the timing callback."""
     import keras
 
     from kplug.callbacks import EpochLog, Timing
 
     train = ctx.recipe.train
     timing = Timing()
-    out: list[Any] = [timing, EpochLog(train.epochs)]
+    out: list[Any] = [timing, *objective.callbacks(ctx), EpochLog(train.epochs)]
     if ctx.strategy is None or ctx.strategy.is_chief:
         out.append(keras.callbacks.CSVLogger(str(ctx.directory / "metrics.csv")))
     if train.early_stopping is not None:

@@ -1,0 +1,2 @@
+"""GAN plugins: the `gan` and `dcgan` architectures, the `adversarial` objective and
+`kplug sample`."""

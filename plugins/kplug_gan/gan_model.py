@@ -1,0 +1,157 @@
+"""`GAN`: a generator and a discriminator trained against each other, as one Keras model.
+
+Written after the Keras 3 example "DCGAN overriding `Model.train_step`": each step first
+trains the discriminator on a batch of real and a batch of generated images, then the
+generator through the (unchanged) discriminator, each with its own optimizer. The seed's
+Keras 2 trick (`discriminator.trainable = False` before compiling the combined model) is
+not needed and does not work in Keras 3: here only the generator's variables get the
+generator's gradients.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="kplug_gan")
+class GAN(keras.Model):
+    """A generator and a discriminator with their own optimizers.
+
+    Args:
+        generator: a model from noise `(batch, latent_dim)` to images in [-1, 1].
+        discriminator: a model from images to the probability that they are real,
+            `(batch, 1)`.
+        label_smoothing: the discriminator's target for real images is
+            `1 - label_smoothing` (one-sided smoothing); fakes are always 0.
+        **kwargs: passed to `keras.Model`.
+
+    Call arguments:
+        noise: `(batch, latent_dim)` noise; returns the generator's images.
+
+    Example:
+    ```python
+    gan = GAN(generator, discriminator)
+    gan.compile(d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
+                g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5))
+    gan.fit(images_in_minus_one_to_one, epochs=20)
+    ```
+    """
+
+    def __init__(self, generator, discriminator, label_smoothing: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.generator = generator
+        self.discriminator = discriminator
+        self.label_smoothing = label_smoothing
+        self.latent_dim = int(generator.inputs[0].shape[-1])
+        # Unseeded: drawn from the global seed that `keras.utils.set_random_seed` sets.
+        self.seed_generator = keras.random.SeedGenerator()
+        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
+        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        self.d_accuracy_tracker = keras.metrics.Mean(name="d_accuracy")
+        # Both networks are functional models built on their inputs.
+        self.built = True
+
+    def call(self, noise, training=False):
+        return self.generator(noise, training=training)
+
+    def compile(self, d_optimizer=None, g_optimizer=None, jit_compile="auto", **kwargs):
+        """Args: d_optimizer, g_optimizer: the two networks' optimizers (two instances)."""
+        super().compile(jit_compile=jit_compile, **kwargs)
+        self.d_optimizer = d_optimizer
+        self.g_optimizer = g_optimizer
+        self.loss_fn = keras.losses.BinaryCrossentropy()
+
+    @property
+    def metrics(self):
+        return [self.d_loss_tracker, self.g_loss_tracker, self.d_accuracy_tracker]
+
+    def train_step(self, data):
+        real = _images(data)
+        batch_size = ops.shape(real)[0]
+        real_targets = ops.full((batch_size, 1), 1.0 - self.label_smoothing)
+        fake_targets = ops.zeros((batch_size, 1))
+
+        noise = self._noise(batch_size)
+        fake = self.generator(noise, training=True)
+        with tf.GradientTape() as tape:
+            real_scores = self.discriminator(real, training=True)
+            fake_scores = self.discriminator(fake, training=True)
+            d_loss = self.loss_fn(real_targets, real_scores) + self.loss_fn(
+                fake_targets, fake_scores
+            )
+        weights = self.discriminator.trainable_weights
+        self.d_optimizer.apply_gradients(zip(tape.gradient(d_loss, weights), weights, strict=True))
+
+        # The generator wants the discriminator to call its images real (target 1).
+        noise = self._noise(batch_size)
+        with tf.GradientTape() as tape:
+            scores = self.discriminator(self.generator(noise, training=True), training=True)
+            g_loss = self.loss_fn(ops.ones((batch_size, 1)), scores)
+        weights = self.generator.trainable_weights
+        self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, weights), weights, strict=True))
+        return self._track(d_loss, g_loss, real_scores, fake_scores)
+
+    def test_step(self, data):
+        real = _images(data)
+        batch_size = ops.shape(real)[0]
+        fake = self.generator(self._noise(batch_size), training=False)
+        real_scores = self.discriminator(real, training=False)
+        fake_scores = self.discriminator(fake, training=False)
+        d_loss = self.loss_fn(ops.ones((batch_size, 1)), real_scores) + self.loss_fn(
+            ops.zeros((batch_size, 1)), fake_scores
+        )
+        g_loss = self.loss_fn(ops.ones((batch_size, 1)), fake_scores)
+        return self._track(d_loss, g_loss, real_scores, fake_scores)
+
+    def _noise(self, batch_size):
+        return keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
+
+    def _track(self, d_loss, g_loss, real_scores, fake_scores):
+        correct = ops.concatenate(
+            [ops.cast(real_scores > 0.5, "float32"), ops.cast(fake_scores <= 0.5, "float32")]
+        )
+        self.d_loss_tracker.update_state(d_loss)
+        self.g_loss_tracker.update_state(g_loss)
+        self.d_accuracy_tracker.update_state(ops.mean(correct))
+        return {m.name: m.result() for m in self.metrics}
+
+    # === Config ===
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "generator": keras.saving.serialize_keras_object(self.generator),
+            "discriminator": keras.saving.serialize_keras_object(self.discriminator),
+            "label_smoothing": self.label_smoothing,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("generator", "discriminator"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
+
+    def get_compile_config(self):
+        if getattr(self, "d_optimizer", None) is None:
+            return None
+        return {
+            "d_optimizer": keras.saving.serialize_keras_object(self.d_optimizer),
+            "g_optimizer": keras.saving.serialize_keras_object(self.g_optimizer),
+        }
+
+    def compile_from_config(self, config):
+        self.compile(
+            d_optimizer=keras.saving.deserialize_keras_object(config["d_optimizer"]),
+            g_optimizer=keras.saving.deserialize_keras_object(config["g_optimizer"]),
+        )
+        # Create the optimizers' variables now, so that their saved state loads into them.
+        self.d_optimizer.build(self.discriminator.trainable_weights)
+        self.g_optimizer.build(self.generator.trainable_weights)
+
+
+def _images(data):
+    x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+    return x
