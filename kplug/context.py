@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from kplug.checkpoints import Checkpoint
     from kplug.components import Data, DataSpec, Strategy
     from kplug.recipe import Recipe, Section
     from kplug.registry import Registry
@@ -26,7 +27,8 @@ class RunContext:
         smoke: a smoke run: every stage, a few steps each; components shorten their
             own work (fine-tuning epochs, trials) when it is set.
         argv: the command line, for the manifest.
-    Attributes set by the runner as it goes: `strategy`, `data`, `spec`, `model`.
+    Attributes set by the runner as it goes: `strategy`, `data`, `spec`, `model`, and
+    `resume_from` (the checkpoint a resumed run continues from).
     `state` is a free-form dict plugins may share through (a tokenizer, a teacher).
     """
 
@@ -38,6 +40,7 @@ class RunContext:
     strategy: Strategy | None = None
     data: Data | None = None
     model: Any = None
+    resume_from: Checkpoint | None = None
     state: dict[str, Any] = field(default_factory=dict)
     log: logging.Logger = field(default=log, repr=False)
 
