@@ -76,6 +76,10 @@ class StepCheckpoint(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         if not self._restored:
+            optimizer = self.model.optimizer
+            if optimizer is not None and not optimizer.built:
+                # Keras builds it when it traces the first step; its state is needed now.
+                optimizer.build(self.model.trainable_variables)
             self._restore(self.resume_from)
             self._restored = True
 
@@ -83,13 +87,17 @@ class StepCheckpoint(keras.callbacks.Callback):
         resumed = self.resume_from is not None and epoch == self.resume_from.epoch
         self.epoch = epoch
         self.step_in_epoch = self.resume_from.step_in_epoch if resumed else 0
-        if self._metrics_pending is not None:
+        if self._metrics_pending is not None and len(self.model.metrics_variables) == len(
+            self._metrics_pending
+        ):
             # Keras resets the metrics just before this hook: a partly trained epoch's
             # running means continue from where they were saved.
             _assign(self.model.metrics_variables, self._metrics_pending, "metrics")
             self._metrics_pending = None
 
     def on_train_batch_end(self, batch, logs=None):
+        if self._metrics_pending is not None:
+            self._add_saved_metrics()
         self.step_in_epoch += 1
         mid_epoch = self.steps_per_epoch and self.step_in_epoch < self.steps_per_epoch
         if self.signal_number is not None:
@@ -161,6 +169,18 @@ class StepCheckpoint(keras.callbacks.Callback):
             checkpoint.path.name, checkpoint.epoch + 1, checkpoint.step_in_epoch,
             checkpoint.global_step,
         )  # fmt: skip
+
+    def _add_saved_metrics(self) -> None:
+        """Without a tf.distribute strategy Keras creates the compiled metrics when it
+        traces the first step, after `on_epoch_begin`. Their variables are accumulators
+        (totals, counts, confusion counts) that start at zero, so the saved state plus the
+        first resumed batch's is the state an uninterrupted run has here."""
+        variables = self.model.metrics_variables
+        saved, self._metrics_pending = self._metrics_pending, None
+        current = [keras.ops.convert_to_numpy(v) for v in variables]
+        if len(current) == len(saved):
+            saved = [s + c for s, c in zip(saved, current, strict=True)]
+        _assign(variables, saved, "metrics", self.resume_from.path)
 
     def _variables(self) -> dict[str, list[Any]]:
         optimizer = self.model.optimizer
