@@ -118,6 +118,7 @@ def run(
 
 def _pipeline(ctx: RunContext, hook: Any, timings: dict[str, float]) -> dict[str, Any]:
     recipe, directory = ctx.recipe, ctx.directory
+    preflight(ctx, parameters=_estimated_parameters(ctx))  # before TensorFlow and the data
     import keras
 
     keras.utils.set_random_seed(recipe.seed)
@@ -129,7 +130,6 @@ def _pipeline(ctx: RunContext, hook: Any, timings: dict[str, float]) -> dict[str
 
     stage = _Stages(timings)
     hook.run_started(run=ctx)
-    preflight(ctx, parameters=_estimated_parameters(ctx))
     with ctx.strategy.scope():
         with stage("data"):
             ctx.data = load_data(ctx)
