@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from pathlib import Path
 
 import keras
 
@@ -60,12 +61,16 @@ class StopOnNonFinite(keras.callbacks.Callback):
     Args:
         first_step: training steps done before this fit (a resumed run's position).
         hints: what to try, appended to the message.
+        run_directory: where the checkpoints are, to name the newest in the message.
     """
 
-    def __init__(self, first_step: int = 0, hints: tuple[str, ...] = ()):
+    def __init__(
+        self, first_step: int = 0, hints: tuple[str, ...] = (), run_directory: Path | None = None
+    ):
         super().__init__()
         self.step = first_step
         self.hints = hints
+        self.run_directory = run_directory
         self.last_finite: tuple[int, float] | None = None
 
     def on_train_batch_end(self, batch, logs=None):
@@ -85,10 +90,17 @@ class StopOnNonFinite(keras.callbacks.Callback):
             )
         hints = "".join(f"\n  - {hint}" for hint in self.hints)
         raise TrainingDivergedError(
-            f"training diverged: the loss became {loss} at step {self.step} (epoch mean so "
-            f"far; Keras logs running means); {last}. The newest checkpoint is the last one "
-            f"saved before it. Try:{hints}"
+            f"training diverged: the loss became {loss} at step {self.step} (Keras logs the "
+            f"epoch's running mean); {last}. {self._kept()} Try:{hints}"
         )
+
+    def _kept(self) -> str:
+        from kplug.checkpoints import newest_valid
+
+        newest = newest_valid(self.run_directory) if self.run_directory else None
+        if newest is None:
+            return "No checkpoint was saved before it."
+        return f"The last good checkpoint is kept: {newest.path} (step {newest.global_step})."
 
 
 def _fmt(value) -> str:

@@ -334,7 +334,8 @@ def _checkpoint_callbacks(ctx: RunContext) -> list[Any]:
         write=ctx.strategy is None or ctx.strategy.is_chief,
     )
     first_step = resume_from.global_step if resume_from else 0
-    return [StopOnNonFinite(first_step, divergence_hints(ctx.recipe)), checkpoint]
+    stop = StopOnNonFinite(first_step, divergence_hints(ctx.recipe), ctx.directory.path)
+    return [stop, checkpoint]
 
 
 def divergence_hints(recipe: Recipe) -> tuple[str, ...]:

@@ -172,8 +172,8 @@ def test_differences_lists_each_changed_leaf():
 def test_resume_allows_epochs_and_learning_rate_and_picks_the_checkpoint(stopped_run):
     from kplug import load_recipe
 
-    recipe = load_recipe(stopped_run / "recipe.resolved.yaml",
-                         ["train.epochs=4", "optimizer.learning_rate=1e-4", "export=[keras]"])  # fmt: skip
+    changes = ["train.epochs=4", "optimizer.learning_rate=1e-4", "export=[keras]"]
+    recipe = load_recipe(stopped_run / "recipe.resolved.yaml", changes)
     directory, checkpoint = open_for_resume(stopped_run.path, recipe)
     assert directory.path == stopped_run.path and checkpoint.global_step == 3
 
