@@ -130,6 +130,10 @@ class StepCheckpoint(keras.callbacks.Callback):
             names[group] = [v.path for v in variables]
             for i, variable in enumerate(variables):
                 arrays[f"{group}/{i:05d}"] = keras.ops.convert_to_numpy(variable)
+        if not all(np.isfinite(a).all() for a in arrays.values() if a.dtype.kind == "f"):
+            # The step's loss was finite but its update was not: keep the last good one.
+            log.warning("no checkpoint at step %d: the weights are not finite", self.global_step)
+            return None
         kind, keys, position, has_gauss, gauss = np.random.get_state()
         arrays["rng/numpy_keys"] = keys
         version, state, python_gauss = random.getstate()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -225,12 +226,17 @@ def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(write, tmp
     ) + "optimizer: {name: sgd, learning_rate: 1.0e+12}\n")  # fmt: skip
     assert main(["run", str(recipe), "--runs-dir", str(tmp_path / "runs")]) == 3
     err = capsys.readouterr().err
-    assert "training diverged: the loss became nan at step 3" in err and "Traceback" not in err
-    assert "the last finite loss was" in err and "at step 2" in err
+    found = re.search(r"the loss became (nan|inf) at step (\d+) .*last finite loss was \S+ at "
+                      r"step (\d+)", err)  # fmt: skip
+    assert found and "Traceback" not in err, err
+    step = int(found.group(2))
+    assert int(found.group(3)) == step - 1 and step <= 20  # within the first epochs
     assert "optimizer.learning_rate=1e+12" in err and "optimizer.global_clipnorm" in err
     (run_dir,) = (tmp_path / "runs" / "nan").iterdir()
     newest = max((run_dir / "checkpoints").glob("step-*.npz"))
-    assert newest.name == "step-000000002.npz" and str(newest) in err
+    # The newest checkpoint is the last one with finite weights (a step whose loss was
+    # finite can still give infinite weights), before the failing step.
+    assert int(newest.stem.split("-")[1]) <= step - 1 and str(newest) in err
     with np.load(newest) as arrays:
         assert all(np.isfinite(arrays[k]).all() for k in arrays.files if k.startswith("model/"))
     manifest = json.loads((run_dir / "manifest.json").read_text())
