@@ -34,11 +34,12 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
+    from overhead import plain_keras
+
     import kplug
     from kplug.context import RunContext
     from kplug.plugins import registry
     from kplug.runner import load_data
-    from overhead import plain_keras
 
     recipe = kplug.load_recipe("recipes/mnist_cnn.yaml")
     data = load_data(RunContext(recipe, registry()))
