@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import platform
 from collections.abc import Callable
 from typing import Any
 
@@ -38,6 +39,7 @@ def open_for_resume(path: str | os.PathLike, recipe: Recipe) -> tuple[RunDirecto
     """The run directory to continue and its newest valid checkpoint, after checking that
     `recipe` changes nothing frozen. Raises `RunError` (and writes nothing) otherwise."""
     directory = RunDirectory.open(path)
+    _check_not_running(directory)
     saved = _saved_recipe(directory)
     refused = [d for d in differences(saved, recipe.resolved()) if _frozen(d[0])]
     if refused:
@@ -127,6 +129,24 @@ def _extend(history: dict[str, list[float]], more: dict[str, list[float]]) -> No
 
 def _at(values: list[float], index: int) -> Any:
     return values[index] if index < len(values) else "NA"
+
+
+def _check_not_running(directory: RunDirectory) -> None:
+    """Two processes must not train into one run directory."""
+    manifest = directory.manifest()
+    pid = manifest.get("pid")
+    if manifest.get("status") != "running" or manifest.get("host") != platform.node() or not pid:
+        return
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError):
+        return  # it died without a word (SIGKILL, a crash): resumable
+    except PermissionError:
+        pass  # alive, someone else's
+    raise RunError(
+        f"cannot resume {directory}: its manifest says it is running as process {pid} on "
+        "this machine, and that process is alive. Stop it first (SIGTERM saves a checkpoint)."
+    )
 
 
 def _saved_recipe(directory: RunDirectory) -> dict[str, Any]:

@@ -403,7 +403,8 @@ def _open_for_resume(ctx: RunContext, path: str | os.PathLike) -> RunDirectory:
         "epoch": checkpoint.epoch, "step_in_epoch": checkpoint.step_in_epoch,
         "global_step": checkpoint.global_step, "pid": os.getpid(),
     }]  # fmt: skip
-    directory.update_manifest(status="running", resumed=resumes, error=None, finished=None)
+    directory.update_manifest(status="running", resumed=resumes, error=None, finished=None,
+                              pid=os.getpid(), host=platform.node())  # fmt: skip
     log.info("resuming %s from %s", directory, checkpoint.path.name)
     return directory
 

@@ -187,3 +187,14 @@ def test_resume_without_a_valid_checkpoint_or_run_directory(stopped_run, tmp_pat
     assert "not a kplug run directory" in capsys.readouterr().err
     assert main(["run"]) == 2
     assert "needs a RECIPE" in capsys.readouterr().err
+
+
+def test_resume_refuses_a_run_whose_process_is_still_alive(stopped_run, capsys):
+    import platform
+
+    stopped_run.update_manifest(status="running", host=platform.node(), pid=os.getpid())
+    before = _files(stopped_run.path)
+    assert main(["resume", str(stopped_run)]) == 2
+    err = capsys.readouterr().err
+    assert f"running as process {os.getpid()}" in err and "is alive" in err
+    assert _files(stopped_run.path) == before
