@@ -318,20 +318,12 @@ def _checkpoint_callbacks(ctx: RunContext) -> list[Any]:
     from kplug.step_checkpoint import StepCheckpoint
 
     train, resume_from = ctx.recipe.train, ctx.resume_from
-    steps = ctx.steps_per_epoch()
-    if resume_from is not None and resume_from.steps_per_epoch != steps:
-        raise RunError(
-            f"cannot resume: the checkpoint {resume_from.path} has "
-            f"{resume_from.steps_per_epoch} steps per epoch, this run {steps} (the data "
-            "changed size); start a new run."
-        )
     checkpoint = StepCheckpoint(
         ctx.directory.path,
-        steps_per_epoch=steps,
+        steps_per_epoch=resume_from.steps_per_epoch if resume_from else ctx.steps_per_epoch(),
         every=train.checkpoint_every,
         keep=train.keep_checkpoints,
         resume_from=resume_from,
-        write=ctx.strategy is None or ctx.strategy.is_chief,
     )
     first_step = resume_from.global_step if resume_from else 0
     stop = StopOnNonFinite(first_step, divergence_hints(ctx.recipe), ctx.directory.path)

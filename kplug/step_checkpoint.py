@@ -41,7 +41,10 @@ class StepCheckpoint(keras.callbacks.Callback):
         every: also save every this many global steps; None: epoch ends only.
         keep: newest checkpoints kept; 0: save none.
         resume_from: the checkpoint to continue from, or None for a new run.
-        write: whether this process writes (the chief).
+
+    Every worker of a multi-worker run saves (the chief into the run, the others into their
+    temporary directories): reading the metrics' variables is a collective operation that
+    all workers must run together.
     """
 
     def __init__(
@@ -52,20 +55,21 @@ class StepCheckpoint(keras.callbacks.Callback):
         every: int | None = None,
         keep: int = 2,
         resume_from: Checkpoint | None = None,
-        write: bool = True,
     ):
         super().__init__()
         self.directory = Path(directory)
         self.steps_per_epoch = steps_per_epoch
-        self.every = every if steps_per_epoch else None
+        self.every = every
         self.keep = keep
         self.resume_from = resume_from
-        self.write = write and keep > 0
+        self.write = keep > 0
         self.history: dict[str, list[float]] = resume_from.history if resume_from else {}
         self.epoch = resume_from.epoch if resume_from else 0
         self.step_in_epoch = resume_from.step_in_epoch if resume_from else 0
         self.signal_number: int | None = None
         self._restored = resume_from is None
+        # The first fit of a resumed run may be the rest of a partly trained epoch.
+        self._partial_fit = bool(resume_from and resume_from.step_in_epoch)
         self._metrics_pending: list[Any] | None = None
 
     @property
@@ -75,6 +79,10 @@ class StepCheckpoint(keras.callbacks.Callback):
     # --- Keras hooks ----------------------------------------------------------------------
 
     def on_train_begin(self, logs=None):
+        steps = (self.params or {}).get("steps")
+        if steps and not self._partial_fit:
+            self._check_steps(steps)
+            self.steps_per_epoch = steps  # the strategy's own count (a dropped remainder)
         if not self._restored:
             optimizer = self.model.optimizer
             if optimizer is not None and not optimizer.built:
@@ -82,6 +90,9 @@ class StepCheckpoint(keras.callbacks.Callback):
                 optimizer.build(self.model.trainable_variables)
             self._restore(self.resume_from)
             self._restored = True
+
+    def on_train_end(self, logs=None):
+        self._partial_fit = False
 
     def on_epoch_begin(self, epoch, logs=None):
         resumed = self.resume_from is not None and epoch == self.resume_from.epoch
@@ -121,7 +132,7 @@ class StepCheckpoint(keras.callbacks.Callback):
     # --- Saving and restoring -------------------------------------------------------------
 
     def save(self) -> Path | None:
-        """Write the current state as a checkpoint (if this process writes)."""
+        """Write the current state as a checkpoint (unless `keep` is 0)."""
         if not self.write:
             return None
         arrays: dict[str, Any] = {}
@@ -185,6 +196,14 @@ class StepCheckpoint(keras.callbacks.Callback):
         if len(current) == len(saved):
             saved = [s + c for s, c in zip(saved, current, strict=True)]
         _assign(variables, saved, "metrics", self.resume_from.path)
+
+    def _check_steps(self, steps: int) -> None:
+        saved = self.resume_from.steps_per_epoch if self.resume_from else None
+        if saved and saved != steps:
+            raise RunError(
+                f"cannot resume from {self.resume_from.path}: it was saved with {saved} steps "
+                f"per epoch and this run has {steps} (the data changed size); start a new run."
+            )
 
     def _variables(self) -> dict[str, list[Any]]:
         optimizer = self.model.optimizer
