@@ -7,6 +7,10 @@ in one process, round after round: plain Keras `fit` (benchmarks/overhead.py), t
 with `train.keep_checkpoints=0` (the per-step NaN and signal checks, no files), with the
 default checkpoint at each epoch end, and with `train.checkpoint_every=10`. Samples/s is
 measured by the same Keras callback in all. Prints the medians and the ratios to Keras.
+
+`--batch-hook` adds plain Keras with a do-nothing `on_train_batch_end` callback: any
+batch-level hook turns off Keras' asynchronous callback dispatch (the logs are read after
+every step), which is what kplug's per-step NaN and signal checks cost.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch-hook", action="store_true")
     args = parser.parse_args()
 
     from overhead import plain_keras
@@ -49,6 +54,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as runs_root:
         for round_ in range(args.rounds):
             rates["plain Keras"].append(plain_keras(x, y, xv, yv, args.epochs, seed=42))
+            if args.batch_hook:
+                rates.setdefault("Keras + batch hook", []).append(
+                    _with_batch_hook(plain_keras, x, y, xv, yv, args.epochs)
+                )
             for name, overrides in VARIANTS.items():
                 result = kplug.run("recipes/mnist_cnn.yaml",
                                    [f"train.epochs={args.epochs}", "train.verbose=0", *overrides],
@@ -63,6 +72,21 @@ def main() -> int:
             f"{name:>20}: median {median:8.1f} samples/s, ratio to Keras {median / keras_rate:.3f}"
         )
     return 0
+
+
+def _with_batch_hook(plain_keras, *args) -> float:
+    """`plain_keras` with its timing callback given a do-nothing batch hook."""
+    from kplug import callbacks
+
+    class TimingWithBatchHook(callbacks.Timing):
+        def on_train_batch_end(self, batch, logs=None):
+            pass
+
+    original, callbacks.Timing = callbacks.Timing, TimingWithBatchHook
+    try:
+        return plain_keras(*args, seed=42)
+    finally:
+        callbacks.Timing = original
 
 
 if __name__ == "__main__":
