@@ -12,8 +12,9 @@ def add_to(subparsers) -> None:
         "resume",
         help="continue an interrupted run at the exact step",
         description="Continue a run from its newest valid checkpoint (a corrupt one is "
-        "skipped with a warning). Only epochs, the learning rate and its schedule, logging, "
-        "export and compression may change; the last line of stdout is the run directory.",
+        "skipped with a warning). Epochs, the learning rate, logging and export may change; "
+        "a changed model, data, objective or seed is refused. The last line of stdout is the "
+        "run directory (docs/reliability.md).",
     )
     parser.add_argument("run_dir", metavar="RUN_DIR", help="the directory `kplug run` printed")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=OVERRIDES_HELP)
