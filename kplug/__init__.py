@@ -31,7 +31,15 @@ from kplug.components import (
 )
 from kplug.config import Config, EmptyConfig, component_list, component_ref
 from kplug.context import RunContext
-from kplug.errors import DataError, KplugError, PluginError, RecipeError, RunError
+from kplug.errors import (
+    DataError,
+    KplugError,
+    PluginError,
+    RecipeError,
+    RunError,
+    RunInterrupted,
+    TrainingDivergedError,
+)
 from kplug.recipe import Recipe, load_recipe
 
 __version__ = "0.1.0"
@@ -66,8 +74,10 @@ __all__ = [
     "RecipeError",
     "RunContext",
     "RunError",
+    "RunInterrupted",
     "Strategy",
     "Tokenizer",
+    "TrainingDivergedError",
     "component_list",
     "component_ref",
     "hookimpl",

@@ -1,12 +1,15 @@
-"""The Keras callbacks every run has: per-epoch log lines and timing."""
+"""The Keras callbacks every run has: per-epoch log lines, timing, the NaN stop."""
 
 from __future__ import annotations
 
 import logging
 import math
 import time
+from pathlib import Path
 
 import keras
+
+from kplug.errors import TrainingDivergedError
 
 # The console hides these (Keras prints its own progress); the run log keeps them.
 log = logging.getLogger("kplug.epochs")
@@ -47,6 +50,57 @@ class Timing(keras.callbacks.Callback):
         # Counted per epoch, not per batch: a batch hook would slow every step.
         steps = self.params.get("steps") if self.params else None
         self.batches += steps or 0
+
+
+class StopOnNonFinite(keras.callbacks.Callback):
+    """Stops training at the first NaN or infinite loss with `TrainingDivergedError`.
+
+    It runs before `StepCheckpoint`, so no checkpoint of the diverged state is written:
+    the newest checkpoint stays the last good one.
+
+    Args:
+        first_step: training steps done before this fit (a resumed run's position).
+        hints: what to try, appended to the message.
+        run_directory: where the checkpoints are, to name the newest in the message.
+    """
+
+    def __init__(
+        self, first_step: int = 0, hints: tuple[str, ...] = (), run_directory: Path | None = None
+    ):
+        super().__init__()
+        self.step = first_step
+        self.hints = hints
+        self.run_directory = run_directory
+        self.last_finite: tuple[int, float] | None = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        loss = (logs or {}).get("loss")
+        if loss is None:
+            return
+        loss = float(loss)
+        if math.isfinite(loss):
+            self.last_finite = (self.step, loss)
+            return
+        if self.last_finite is None:
+            last = "no finite loss was logged before it in this process"
+        else:
+            last = (
+                f"the last finite loss was {self.last_finite[1]:.6g} at step {self.last_finite[0]}"
+            )
+        hints = "".join(f"\n  - {hint}" for hint in self.hints)
+        raise TrainingDivergedError(
+            f"training diverged: the loss became {loss} at step {self.step} (Keras logs the "
+            f"epoch's running mean); {last}. {self._kept()} Try:{hints}"
+        )
+
+    def _kept(self) -> str:
+        from kplug.checkpoints import newest_valid
+
+        newest = newest_valid(self.run_directory) if self.run_directory else None
+        if newest is None:
+            return "No checkpoint was saved before it."
+        return f"The last good checkpoint is kept: {newest.path} (step {newest.global_step})."
 
 
 def _fmt(value) -> str:

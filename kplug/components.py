@@ -136,8 +136,13 @@ class Strategy:
         verbose: Any = "auto",
         shuffle: bool = True,
         seed: int = 0,
+        start_step: int | None = None,
     ) -> dict[str, list[float]]:
-        """Train `model` on `data.train`, validating on `data.validation`; the history."""
+        """Train `model` on `data.train`, validating on `data.validation`; the history.
+
+        `start_step` (a resumed run, given only then): training batches already consumed;
+        the data continues with the next one. None: `initial_epoch * steps_per_epoch`.
+        """
         raise NotImplementedError
 
     def evaluate(

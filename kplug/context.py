@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from kplug.checkpoints import Checkpoint
     from kplug.components import Data, DataSpec, Strategy
     from kplug.recipe import Recipe, Section
     from kplug.registry import Registry
@@ -28,7 +29,8 @@ class RunContext:
         argv: the command line, for the manifest.
         trust_model: `--trust-model`: load saved models (`model.init_from`, a teacher)
             even when they need unsafe deserialization or are legacy `.h5` files.
-    Attributes set by the runner as it goes: `strategy`, `data`, `spec`, `model`.
+    Attributes set by the runner as it goes: `strategy`, `data`, `spec`, `model`, and
+    `resume_from` (the checkpoint a resumed run continues from).
     `state` is a free-form dict plugins may share through (a tokenizer, a teacher).
     """
 
@@ -41,6 +43,7 @@ class RunContext:
     strategy: Strategy | None = None
     data: Data | None = None
     model: Any = None
+    resume_from: Checkpoint | None = None
     state: dict[str, Any] = field(default_factory=dict)
     log: logging.Logger = field(default=log, repr=False)
 

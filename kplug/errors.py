@@ -53,6 +53,29 @@ class RunError(KplugError):
     """A run cannot start or continue (run directory, resume, preflight checks)."""
 
 
+class TrainingDivergedError(RunError):
+    """The training loss became NaN or infinite; the last good checkpoint is kept.
+
+    Exit code 3: the recipe is valid but its training failed (2 is for bad input).
+    """
+
+    exit_code = 3
+
+
+class RunInterrupted(KplugError):
+    """SIGTERM or SIGINT stopped training after a checkpoint; `kplug resume` continues.
+
+    Args:
+        signal_number: the signal received; the exit code is 128 + it (143, 130), as a
+            shell reports a process ended by that signal.
+    """
+
+    def __init__(self, message: str, signal_number: int):
+        super().__init__(message)
+        self.signal_number = signal_number
+        self.exit_code = 128 + signal_number
+
+
 def unknown_name_message(
     kind: str, name: str, known: list[str], *, where: str = "", known_label: str = "registered"
 ) -> str:

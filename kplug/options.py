@@ -166,6 +166,18 @@ class TrainOptions(Config):
     early_stopping: EarlyStoppingOptions | None = None
     tensorboard: bool = False
     verbose: Literal["auto", 0, 1, 2] = "auto"
+    checkpoint_every: PositiveInt | None = Field(
+        None, description="also save a checkpoint every this many training steps (one is "
+        "always saved at each epoch end); null: at epoch ends only"
+    )  # fmt: skip
+    keep_checkpoints: NonNegativeInt = Field(
+        2, description="newest checkpoints kept in the run's checkpoints/ folder; 0: none "
+        "(the run cannot be resumed)"
+    )  # fmt: skip
+    deterministic: bool = Field(
+        False, description="TensorFlow op determinism (enable_op_determinism): reruns and "
+        "resumed runs give the same weights; slower on GPUs"
+    )  # fmt: skip
 
     @model_validator(mode="after")
     def _epochs_are_the_phases(self) -> TrainOptions:

@@ -25,7 +25,7 @@ from typing import Any
 from kplug import phases, splits
 from kplug.components import Data
 from kplug.context import RunContext
-from kplug.errors import DataError, KplugError, RunError
+from kplug.errors import DataError, KplugError, RunError, RunInterrupted
 from kplug.initialize import initialize_from
 from kplug.recipe import Recipe
 from kplug.registry import Registry
@@ -54,6 +54,7 @@ def run(
     smoke: bool = False,
     argv: list[str] | None = None,
     registry: Registry | None = None,
+    resume: str | os.PathLike | None = None,
     trust_model: bool = False,
 ) -> RunResult:
     """Run a validated recipe end to end and return its run directory and metrics.
@@ -64,6 +65,8 @@ def run(
         smoke: a few steps of every stage, to catch errors before a long run.
         argv: the command line, recorded in the manifest.
         registry: the component registry; the loaded plugins' by default.
+        resume: a run directory to continue from its newest valid checkpoint, at the exact
+            step (`kplug resume`); the recipe may change only what `kplug.resume` allows.
         trust_model: load saved models that need unsafe deserialization (Lambda layers) or
             are legacy `.h5` files (`--trust-model`); refused by default.
     """
@@ -79,10 +82,13 @@ def run(
     started = time.perf_counter()
     ctx.strategy = ctx.build(recipe.strategy)
     timings: dict[str, float] = {"strategy": round(time.perf_counter() - started, 3)}
-    directory = ctx.strategy.run_directory(runs_root or default_runs_root(), recipe.name)
+    if resume is not None:
+        directory = _open_for_resume(ctx, resume)
+    else:
+        directory = ctx.strategy.run_directory(runs_root or default_runs_root(), recipe.name)
+        directory.write_json("manifest.json", _manifest_start(ctx))
     ctx.directory = directory
     directory.write_text("recipe.resolved.yaml", recipe.to_yaml())
-    directory.write_json("manifest.json", _manifest_start(ctx))
     handler = _log_to(directory / "train.log")
     from kplug.plugins import plugin_manager
 
@@ -92,8 +98,10 @@ def run(
         result.metrics = _pipeline(ctx, hook, timings)
         result.status = "completed"
         return result
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, RunInterrupted) as error:
         result.status = "interrupted"
+        if isinstance(error, RunInterrupted):
+            directory.update_manifest(error=str(error))
         raise
     except KplugError as error:
         directory.update_manifest(error=str(error))
@@ -115,9 +123,14 @@ def run(
 
 def _pipeline(ctx: RunContext, hook: Any, timings: dict[str, float]) -> dict[str, Any]:
     recipe, directory = ctx.recipe, ctx.directory
+    preflight(ctx, parameters=_estimated_parameters(ctx))  # before TensorFlow and the data
     import keras
 
     keras.utils.set_random_seed(recipe.seed)
+    if recipe.train.deterministic and recipe.backend == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
     keras.config.set_dtype_policy(dtype_policy(recipe))
 
     stage = _Stages(timings)
@@ -141,6 +154,7 @@ def _pipeline(ctx: RunContext, hook: Any, timings: dict[str, float]) -> dict[str
                 )
                 directory.write_json("init_from.json", report)
             objective.compile(ctx.model, ctx)
+    preflight(ctx, parameters=int(ctx.model.count_params()))
     log.info(
         "model: %s parameters; data: %s train / %s validation / %s test examples",
         f"{ctx.model.count_params():,}",
@@ -252,7 +266,8 @@ def callbacks(ctx: RunContext, objective: Any) -> tuple[list[Any], Any]:
     timing = Timing()
     out: list[Any] = [timing, *objective.callbacks(ctx), EpochLog(train.epochs)]
     if ctx.strategy is None or ctx.strategy.is_chief:
-        out.append(keras.callbacks.CSVLogger(str(ctx.directory / "metrics.csv")))
+        # append: a resumed run continues the file (rewritten from its checkpoint's history)
+        out.append(keras.callbacks.CSVLogger(str(ctx.directory / "metrics.csv"), append=True))
     if train.early_stopping is not None:
         stop = train.early_stopping
         out.append(
@@ -267,32 +282,142 @@ def callbacks(ctx: RunContext, objective: Any) -> tuple[list[Any], Any]:
     if train.tensorboard:
         out.append(keras.callbacks.TensorBoard(log_dir=str(ctx.directory / "tensorboard")))
     out.extend(ctx.build(section) for section in ctx.recipe.callbacks)
+    out.extend(_checkpoint_callbacks(ctx))  # last: they see every other callback's logs
     return out, timing
 
 
 def fit(ctx: RunContext, objective: Any) -> tuple[dict[str, list[float]], Any]:
+    """Fit the recipe's epochs; a resumed run continues at its checkpoint's exact step."""
+    from kplug.resume import fit_remaining
+    from kplug.step_checkpoint import StepCheckpoint
+
     recipe = ctx.recipe
     cbs, timing = callbacks(ctx, objective)
     has_validation = bool(splits.count(ctx.data.validation))
+    data = ctx.data if has_validation else ctx.data.replace(validation=None)
 
-    def fit_epochs(first_epoch: int, last_epoch: int) -> dict[str, list[float]]:
+    def fit_epochs(*, initial_epoch, epochs, steps_per_epoch=None, start_step=None):
+        position = {} if start_step is None else {"start_step": start_step}
         return ctx.strategy.fit(
             ctx.model,
-            ctx.data if has_validation else ctx.data.replace(validation=None),
+            data,
             batch_size=recipe.data.options.batch_size,
-            epochs=last_epoch,
-            initial_epoch=first_epoch,
-            steps_per_epoch=recipe.train.steps_per_epoch,
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            steps_per_epoch=steps_per_epoch or recipe.train.steps_per_epoch,
             validation_steps=recipe.train.validation_steps,
             callbacks=cbs,
             verbose=recipe.train.verbose,
             shuffle=recipe.data.options.shuffle,
             seed=recipe.seed,
+            **position,
         )
 
-    # `model.freeze` / `train.phases` (kplug/phases.py); otherwise one plain fit.
-    history = phases.fit_in_phases(ctx, objective, fit_epochs, cbs)
+    checkpoint = next(c for c in cbs if isinstance(c, StepCheckpoint))
+    signals = checkpoint.stop_on_signals() if ctx.strategy.training_loop == "fit" else None
+    resuming = [ctx.resume_from]  # the checkpoint, until the phase it falls in has run
+
+    def fit_phase(first_epoch: int, last_epoch: int) -> dict[str, list[float]]:
+        resume_point = resuming[0]
+        if resume_point is not None and resume_point.epoch >= last_epoch:
+            return {}  # a phase the interrupted run finished; its history is the checkpoint's
+        resuming[0] = None
+        return fit_remaining(resume_point, fit_epochs, first_epoch=first_epoch,
+                             epochs=last_epoch, model=ctx.model)  # fmt: skip
+
+    with signals or contextlib.nullcontext():
+        # `model.freeze` / `train.phases` (kplug/phases.py); otherwise one plain fit.
+        history = phases.fit_in_phases(ctx, objective, fit_phase, cbs)
     return history, timing
+
+
+def _checkpoint_callbacks(ctx: RunContext) -> list[Any]:
+    """The NaN stop, then the step checkpoints (so no diverged state is saved)."""
+    from kplug.callbacks import StopOnNonFinite
+    from kplug.step_checkpoint import StepCheckpoint
+
+    train, resume_from = ctx.recipe.train, ctx.resume_from
+    checkpoint = StepCheckpoint(
+        ctx.directory.path,
+        steps_per_epoch=resume_from.steps_per_epoch if resume_from else ctx.steps_per_epoch(),
+        every=train.checkpoint_every,
+        keep=train.keep_checkpoints,
+        resume_from=resume_from,
+    )
+    first_step = resume_from.global_step if resume_from else 0
+    stop = StopOnNonFinite(first_step, divergence_hints(ctx.recipe), ctx.directory.path)
+    return [stop, checkpoint]
+
+
+def divergence_hints(recipe: Recipe) -> tuple[str, ...]:
+    """What to change when the loss becomes NaN/Inf, for this recipe."""
+    optimizer = recipe.optimizer
+    hints = [
+        f"a lower learning rate: optimizer.learning_rate={optimizer.learning_rate:g} now; "
+        f"try {optimizer.learning_rate / 10:g}, or a warmup (optimizer.schedule.warmup_steps)",
+        "gradient clipping: optimizer.global_clipnorm=1.0"
+        + (f" (now {optimizer.global_clipnorm:g})" if optimizer.global_clipnorm else ""),
+    ]
+    if dtype_policy(recipe) == "mixed_float16":
+        hints.append(
+            "train.mixed_precision=mixed_float16 uses dynamic loss scaling, which skips "
+            "overflowing gradient steps but not a forward pass that overflows float16: try "
+            "train.mixed_precision=mixed_bfloat16 or false"
+        )
+    else:
+        hints.append("check the data for NaN or huge values (data_report.json)")
+    hints.append(
+        "then continue from the last good checkpoint: kplug resume RUN_DIR "
+        "optimizer.learning_rate=..."
+    )
+    return tuple(hints)
+
+
+def preflight(ctx: RunContext, *, parameters: int | None) -> None:
+    """Writable run directory with room for two checkpoints; before data, then exact."""
+    from kplug.checkpoints import preflight as check
+    from kplug.plan import OPTIMIZER_SLOTS
+
+    if not ctx.strategy.is_chief:
+        return
+    keep = ctx.recipe.train.keep_checkpoints and ctx.recipe.train.epochs
+    slots = OPTIMIZER_SLOTS.get(ctx.recipe.optimizer.name, 2)
+    check(ctx.directory.path, parameters=parameters if keep else None, optimizer_slots=slots)
+
+
+def _estimated_parameters(ctx: RunContext) -> int | None:
+    """The architecture's parameter estimate (no data loaded), when it has one."""
+    from kplug.plan import plan
+
+    try:
+        return plan(ctx.recipe, registry=ctx.registry).get("parameters")
+    except Exception:  # an estimate is optional: the exact check follows the build
+        log.debug("no parameter estimate", exc_info=True)
+        return None
+
+
+def _open_for_resume(ctx: RunContext, path: str | os.PathLike) -> RunDirectory:
+    from kplug.resume import history_csv, open_for_resume
+
+    if not ctx.strategy.is_chief or ctx.strategy.training_loop != "fit":
+        raise RunError(
+            f"--resume works with strategies that train with Keras fit in one process "
+            f"(this one: {ctx.recipe.strategy.name}); a multi-worker run resumes from its "
+            "per-epoch backup: kplug launch --restart-failed."
+        )
+    directory, ctx.resume_from = open_for_resume(path, ctx.recipe)
+    checkpoint = ctx.resume_from
+    directory.write_text("metrics.csv", history_csv(checkpoint.history))
+    manifest = directory.manifest()
+    resumes = [*manifest.get("resumed", []), {
+        "at": utc_now(), "command": ctx.argv, "checkpoint": checkpoint.path.name,
+        "epoch": checkpoint.epoch, "step_in_epoch": checkpoint.step_in_epoch,
+        "global_step": checkpoint.global_step, "pid": os.getpid(),
+    }]  # fmt: skip
+    directory.update_manifest(status="running", resumed=resumes, error=None, finished=None,
+                              pid=os.getpid(), host=platform.node())  # fmt: skip
+    log.info("resuming %s from %s", directory, checkpoint.path.name)
+    return directory
 
 
 def evaluate(ctx: RunContext, split: Any) -> dict[str, float]:

@@ -35,14 +35,23 @@ class FitStrategy(kplug.Strategy):
         return self.tf_strategy.scope() if self.tf_strategy else contextlib.nullcontext()
 
     def datasets(
-        self, data, *, batch_size, steps_per_epoch=None, shuffle=True, seed=0, initial_epoch=0
+        self,
+        data,
+        *,
+        batch_size,
+        steps_per_epoch=None,
+        shuffle=True,
+        seed=0,
+        initial_epoch=0,
+        start_step=None,
     ) -> tuple[Any, Any, int | None]:
         """The batched training stream, the validation batches and the steps per epoch."""
         sharded = self.tf_strategy is not None
         steps = steps_per_epoch or input_pipeline.steps_per_epoch(data.train, batch_size)
+        if start_step is None:
+            start_step = initial_epoch * (steps or 0)
         train = make_dataset(data.train, batch_size=batch_size, training=True, shuffle=shuffle,
-                             seed=seed, start_step=initial_epoch * (steps or 0),
-                             sharded=sharded)  # fmt: skip
+                             seed=seed, start_step=start_step, sharded=sharded)  # fmt: skip
         validation = None
         if data.validation is not None:
             validation = make_dataset(
@@ -64,10 +73,11 @@ class FitStrategy(kplug.Strategy):
         verbose="auto",
         shuffle=True,
         seed=0,
+        start_step=None,
     ):
         train, validation, steps = self.datasets(
             data, batch_size=batch_size, steps_per_epoch=steps_per_epoch, shuffle=shuffle,
-            seed=seed, initial_epoch=initial_epoch,
+            seed=seed, initial_epoch=initial_epoch, start_step=start_step,
         )  # fmt: skip
         history = model.fit(
             train,
@@ -120,6 +130,7 @@ class LoopStrategy(FitStrategy):
         verbose="auto",
         shuffle=True,
         seed=0,
+        start_step=None,
     ):
         from kplug_distribute.distributed_loop import DistributedLoop
 
@@ -129,9 +140,12 @@ class LoopStrategy(FitStrategy):
         )  # fmt: skip
 
         def train(first_epoch: int) -> Any:
+            start = first_epoch * (steps or 0)
+            if start_step is not None and first_epoch == initial_epoch:
+                start = start_step
             return make_dataset(data.train, batch_size=batch_size, training=True,
-                                shuffle=shuffle, seed=seed,
-                                start_step=first_epoch * (steps or 0), sharded=True)  # fmt: skip
+                                shuffle=shuffle, seed=seed, start_step=start,
+                                sharded=True)  # fmt: skip
 
         history = DistributedLoop(self.tf_strategy, model).fit(
             train,

@@ -116,13 +116,16 @@ class JaxStrategy(kplug.Strategy):
         verbose="auto",
         shuffle=True,
         seed=0,
+        start_step=None,
     ):
         from kplug_distribute.input_pipeline import steps_per_epoch as batches
 
         drop = bool((splits.count(data.train) or 0) % batch_size % self.num_replicas)
         steps = steps_per_epoch or batches(data.train, batch_size, drop)
+        if start_step is None:
+            start_step = initial_epoch * (steps or 0)
         train = self._dataset(data.train, batch_size, True, shuffle=shuffle, seed=seed,
-                              start_step=initial_epoch * (steps or 0))  # fmt: skip
+                              start_step=start_step)  # fmt: skip
         validation = None
         if data.validation is not None:
             validation = self._dataset(data.validation, batch_size, False)
