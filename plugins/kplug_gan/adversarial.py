@@ -22,7 +22,7 @@ SPLITS = ("train", "validation", "test")
 SCORER_FILE = "scorer.keras"
 # Fixed, so that the in-process scorer (hence the score) does not change with the GAN's
 # own data.batch_size.
-SCORER_BATCH = 32
+SCORER_BATCH = 64
 
 
 class AdversarialConfig(kplug.Config):
@@ -36,6 +36,11 @@ class AdversarialConfig(kplug.Config):
         None, description="the data's white level; null: 255 for uint8 data or arrays above 1, "
         "else 1"
     )  # fmt: skip
+    generator_ema: float = Field(
+        0.0, ge=0.0, lt=1.0, description="momentum of a moving average of the generator's "
+        "weights (updated each step) that draws the grids, the scored and the saved samples; "
+        "0: none, the current weights"
+    )  # fmt: skip
     grid_samples: PositiveInt = Field(
         64, le=1024, description="samples in each epoch's grid (samples/epoch_NNN.png)"
     )
@@ -45,9 +50,10 @@ class AdversarialConfig(kplug.Config):
     scorer: str | None = Field(
         None,
         description="a classifier run directory, runs/<name> or .keras file that scores the "
-        "samples; null: train a small CNN on the labelled training split first",
+        "samples; null: train the cnn of recipes/mnist_cnn.yaml on the labelled training "
+        "split first",
     )
-    scorer_epochs: PositiveInt = Field(2, description="epochs of the in-process scorer")
+    scorer_epochs: PositiveInt = Field(8, description="epochs of the in-process scorer")
 
 
 class Adversarial(kplug.Objective):
@@ -110,7 +116,8 @@ class Adversarial(kplug.Objective):
         from kplug_gan.gan_model import GAN
 
         return GAN(network["generator"], network["discriminator"],
-                   label_smoothing=self.config.label_smoothing, name="gan")  # fmt: skip
+                   label_smoothing=self.config.label_smoothing,
+                   generator_ema=self.config.generator_ema, name="gan")  # fmt: skip
 
     def compile(self, model: Any, ctx: kplug.RunContext) -> None:
         rate = self.config.generator_learning_rate

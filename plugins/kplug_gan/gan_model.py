@@ -25,6 +25,10 @@ class GAN(keras.Model):
             `(batch, 1)`.
         label_smoothing: the discriminator's target for real images is
             `1 - label_smoothing` (one-sided smoothing); fakes are always 0.
+        generator_ema: when above 0, the momentum of an exponential moving average of
+            the generator's trainable weights, updated after every generator step;
+            `swap_ema()` exchanges the averaged and the current weights (sampling with the
+            average), `use_ema()` keeps the average. 0: no average.
         **kwargs: passed to `keras.Model`.
 
     Call arguments:
@@ -39,11 +43,21 @@ class GAN(keras.Model):
     ```
     """
 
-    def __init__(self, generator, discriminator, label_smoothing: float = 0.0, **kwargs):
+    def __init__(self, generator, discriminator, label_smoothing: float = 0.0,
+                 generator_ema: float = 0.0, **kwargs):  # fmt: skip
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
         self.label_smoothing = label_smoothing
+        self.generator_ema = float(generator_ema)
+        self.ema_weights = []
+        if self.generator_ema:
+            self.ema_weights = [
+                keras.Variable(
+                    ops.convert_to_numpy(w), trainable=False, name=f"ema_{w.name}"
+                )  # fmt: skip
+                for w in generator.trainable_weights
+            ]
         self.latent_dim = int(generator.inputs[0].shape[-1])
         # Unseeded: drawn from the global seed that `keras.utils.set_random_seed` sets.
         self.seed_generator = keras.random.SeedGenerator()
@@ -91,7 +105,24 @@ class GAN(keras.Model):
             g_loss = self.loss_fn(ops.ones((batch_size, 1)), scores)
         weights = self.generator.trainable_weights
         self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, weights), weights, strict=True))
+        momentum = self.generator_ema
+        for average, weight in zip(self.ema_weights, weights, strict=True):
+            average.assign(momentum * average + (1.0 - momentum) * weight)
         return self._track(d_loss, g_loss, real_scores, fake_scores)
+
+    def swap_ema(self):
+        """Exchanges the generator's weights and their moving average (no-op without one)."""
+        for average, weight in zip(self.ema_weights, self.generator.trainable_weights,
+                                   strict=True):  # fmt: skip
+            current = ops.convert_to_numpy(weight)
+            weight.assign(average)
+            average.assign(current)
+
+    def use_ema(self):
+        """Gives the generator the moving average of its weights (no-op without one)."""
+        for average, weight in zip(self.ema_weights, self.generator.trainable_weights,
+                                   strict=True):  # fmt: skip
+            weight.assign(average)
 
     def test_step(self, data):
         real = _images(data)
@@ -125,6 +156,7 @@ class GAN(keras.Model):
             "generator": keras.saving.serialize_keras_object(self.generator),
             "discriminator": keras.saving.serialize_keras_object(self.discriminator),
             "label_smoothing": self.label_smoothing,
+            "generator_ema": self.generator_ema,
         }
 
     @classmethod

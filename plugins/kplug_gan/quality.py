@@ -9,8 +9,8 @@ Two numbers per set of samples, both from the scorer's softmax outputs:
 
 The scorer reads images in [0, 1] (the `mnist` dataset's default scale). It is a
 classifier run of kplug (`objective.scorer`: a run directory or `.keras` file, e.g. from
-`kplug run recipes/mnist_cnn.yaml`), or, by default, a small CNN trained in-process on the
-same labelled training split for a couple of epochs.
+`kplug run recipes/mnist_cnn.yaml`), or, by default, the same network as that recipe's
+(`build_scorer`) trained in-process on the same labelled training split.
 """
 
 from __future__ import annotations
@@ -41,15 +41,17 @@ def to_unit(images: np.ndarray) -> np.ndarray:
 
 
 def build_scorer(image_shape: tuple[int, ...], num_classes: int) -> Any:
-    """A small CNN classifier: Conv2D(32) - MaxPool - Conv2D(64) - MaxPool - Dense."""
+    """The classifier of recipes/mnist_cnn.yaml (the `cnn` architecture's default):
+    Conv2D(32, 3x3) - MaxPool - Conv2D(64) - MaxPool - Conv2D(64) - Dense(64) - softmax."""
     import keras
     from keras import layers
 
     inputs = keras.Input(shape=image_shape, name="image")
-    x = layers.Conv2D(32, 3, padding="same", activation="relu", name="conv1")(inputs)
+    x = layers.Conv2D(32, 3, activation="relu", name="conv1")(inputs)
     x = layers.MaxPooling2D(2, name="pool1")(x)
-    x = layers.Conv2D(64, 3, padding="same", activation="relu", name="conv2")(x)
+    x = layers.Conv2D(64, 3, activation="relu", name="conv2")(x)
     x = layers.MaxPooling2D(2, name="pool2")(x)
+    x = layers.Conv2D(64, 3, activation="relu", name="conv3")(x)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(64, activation="relu", name="dense1")(x)
     outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="probs")(x)

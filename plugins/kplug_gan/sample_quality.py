@@ -38,6 +38,32 @@ class SampleQuality(keras.callbacks.Callback):
         self.directory = directory
 
     def on_epoch_end(self, epoch, logs=None):
+        # With a moving average of the generator's weights, the samples come from it; the
+        # current weights' score is logged too (sample_confidence_raw, ...).
+        ema = bool(getattr(self.model, "ema_weights", None))
+        if ema and self.scorer is not None and len(self.score_noise) and logs is not None:
+            figures = self._score()
+            logs["sample_confidence_raw"] = figures["confidence"]
+            logs["sample_class_entropy_raw"] = figures["class_entropy"]
+        if ema:
+            self.model.swap_ema()
+        try:
+            self._samples(epoch, logs)
+        finally:
+            if ema:
+                self.model.swap_ema()
+
+    def on_train_end(self, logs=None):
+        # The saved generator (model.keras) is the averaged one, as the last grid showed.
+        if getattr(self.model, "ema_weights", None):
+            self.model.use_ema()
+
+    def _score(self) -> dict:
+        generator = self.model.generator
+        images = to_unit(generator.predict(self.score_noise, batch_size=256, verbose=0))
+        return score(self.scorer, images)
+
+    def _samples(self, epoch, logs):
         generator = self.model.generator
         if self.directory is not None:
             images = to_unit(generator.predict(self.grid_noise, verbose=0))
@@ -45,8 +71,7 @@ class SampleQuality(keras.callbacks.Callback):
             write_png(self.directory / "samples" / f"epoch_{epoch + 1:03d}.png", images)
         if self.scorer is None or not len(self.score_noise) or logs is None:
             return
-        images = to_unit(generator.predict(self.score_noise, batch_size=256, verbose=0))
-        figures = score(self.scorer, images)
+        figures = self._score()
         logs["sample_confidence"] = figures["confidence"]
         logs["sample_class_entropy"] = figures["class_entropy"]
         log.info("epoch %d samples: confidence %.3f, class entropy %.3f nats, classes %s",

@@ -18,7 +18,8 @@ GAN_MNIST = {
     "name": "tiny-gan",
     "data": {"name": "mnist", "batch_size": 16, "limit": 64},
     "model": {"name": "gan", "generator_units": [32], "discriminator_filters": [8, 16]},
-    "objective": {"name": "adversarial", "grid_samples": 16, "score_samples": 50},
+    "objective": {"name": "adversarial", "grid_samples": 16, "score_samples": 50,
+                  "generator_ema": 0.9},
     "optimizer": {"name": "adam", "learning_rate": 2e-4, "beta_1": 0.5},
     "train": {"epochs": 2, "steps_per_epoch": 2, "verbose": 0},
 }  # fmt: skip
@@ -57,6 +58,7 @@ def test_a_short_run_writes_sample_grids_finite_losses_and_scores(gan_run):
         assert all(math.isfinite(float(row[k])) for k in ("d_loss", "g_loss", "d_accuracy"))
         assert 0.0 < float(row["sample_confidence"]) <= 1.0
         assert 0.0 <= float(row["sample_class_entropy"]) <= math.log(10) + 1e-9
+        assert 0.0 < float(row["sample_confidence_raw"]) <= 1.0  # the non-averaged weights
     report = gan_run.metrics["gan"]
     assert report["samples"]["count"] == 50 and sum(report["samples"]["class_histogram"]) == 50
     assert report["real_test_images"]["count"] == 64
@@ -101,6 +103,33 @@ def test_a_train_step_updates_each_network_with_its_own_optimizer():
     assert all(
         not np.allclose(a, w.numpy()) for a, w in zip(before_d, discriminator.weights, strict=True)
     )
+
+
+def test_the_generator_moving_average_follows_each_step_and_swaps():
+    import keras
+    from kplug_gan.gan_model import GAN
+
+    generator = keras.Sequential([keras.Input((4,)), keras.layers.Dense(6, activation="tanh"),
+                                  keras.layers.Reshape((2, 3, 1))])  # fmt: skip
+    discriminator = keras.Sequential([keras.Input((2, 3, 1)), keras.layers.Flatten(),
+                                      keras.layers.Dense(1, activation="sigmoid")])  # fmt: skip
+    gan = GAN(generator, discriminator, generator_ema=0.75)
+    gan.compile(d_optimizer=keras.optimizers.SGD(0.1), g_optimizer=keras.optimizers.SGD(0.1))
+    before = [w.numpy().copy() for w in generator.trainable_weights]
+    real = np.random.default_rng(0).uniform(-1, 1, (8, 2, 3, 1)).astype("float32")
+    gan.train_on_batch(real)
+    after = [w.numpy().copy() for w in generator.trainable_weights]
+    averages = [a.numpy().copy() for a in gan.ema_weights]
+    for b, a, m in zip(before, after, averages, strict=True):
+        assert not np.allclose(a, b)
+        np.testing.assert_allclose(m, 0.75 * b + 0.25 * a, rtol=1e-5, atol=1e-6)
+    gan.swap_ema()
+    for w, m in zip(generator.trainable_weights, averages, strict=True):
+        np.testing.assert_allclose(w.numpy(), m)
+    gan.swap_ema()
+    for w, a in zip(generator.trainable_weights, after, strict=True):
+        np.testing.assert_allclose(w.numpy(), a)
+    assert GAN.from_config(gan.get_config()).generator_ema == 0.75
 
 
 def test_kplug_sample_draws_a_seeded_grid_from_the_run_directory(gan_run, tmp_path, capsys):
