@@ -1,0 +1,58 @@
+"""Registers the transformer architectures, objectives, tokenizer and Keras classes."""
+
+from __future__ import annotations
+
+import kplug
+from kplug_transformers.bert import BertConfig, build_bert
+from kplug_transformers.gpt2 import GPT2Config, build_gpt2
+from kplug_transformers.masked_lm import (
+    MaskedLM,
+    MaskedLMConfig,
+    MaskedLMNextSentence,
+    MaskedLMNextSentenceConfig,
+    NextSentence,
+    NextSentenceConfig,
+)
+from kplug_transformers.pretrained_wordpiece import PretrainedWordPiece, PretrainedWordPieceConfig
+from kplug_transformers.text_classification import TextClassification, TextClassificationConfig
+
+
+@kplug.hookimpl
+def register_architectures(register):
+    register("bert", build_bert, config=BertConfig,
+             summary="BERT encoder (keras-hub BertBackbone): new, or a preset / HF directory; "
+             "full, flash or local attention")  # fmt: skip
+    register("gpt2", build_gpt2, config=GPT2Config,
+             summary="GPT-2 decoder (keras-hub GPT2Backbone) with a tied softmax over tokens, "
+             "for causal_lm")  # fmt: skip
+
+
+@kplug.hookimpl
+def register_objectives(register):
+    register("mlm", MaskedLM, config=MaskedLMConfig,
+             summary="masked LM: 15% selected, 80/10/10 mask/random/keep, loss on selected")  # fmt: skip
+    register("nsp", NextSentence, config=NextSentenceConfig,
+             summary="next sentence prediction: 50% true next segment, 50% random")  # fmt: skip
+    register("mlm_nsp", MaskedLMNextSentence, config=MaskedLMNextSentenceConfig,
+             summary="BERT pretraining: masked LM on sentence pairs + NSP, losses summed")  # fmt: skip
+    register("text_classification", TextClassification, config=TextClassificationConfig,
+             summary="classifier head on an encoder's [CLS] output (fine-tuning)")  # fmt: skip
+
+
+@kplug.hookimpl
+def register_tokenizers(register):
+    register("pretrained_wordpiece", PretrainedWordPiece, config=PretrainedWordPieceConfig,
+             summary="the WordPiece vocabulary of a preset or an earlier run, not trained")  # fmt: skip
+
+
+@kplug.hookimpl
+def keras_objects():
+    from kplug_transformers.local_attention_mask import LocalAttentionMask
+    from kplug_transformers.masked_accuracy import MaskedAccuracy
+    from kplug_transformers.sparse_crossentropy import SparseCrossentropy
+
+    return {
+        "LocalAttentionMask": LocalAttentionMask,
+        "MaskedAccuracy": MaskedAccuracy,
+        "SparseCrossentropy": SparseCrossentropy,
+    }
