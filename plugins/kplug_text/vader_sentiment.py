@@ -1,4 +1,4 @@
-"""`vader_sentiment`: the 7,500 human-rated entries of the VADER sentiment lexicon
+"""`vader_sentiment`: the 7,500 human-rated entries (7,506 distinct tokens) of the VADER sentiment lexicon
 (`vadersentiment`'s vader_lexicon.txt: a word, emoticon or slang token and the mean of ten
 raters' scores from -4 to +4), labelled by the sign of the mean. Each token is a document,
 so the by-document split keeps every token in one split only."""
@@ -27,13 +27,15 @@ def lexicon_path() -> Path:
 
 
 def vader_entries() -> list[tuple[str, float]]:
-    """(token, mean rating) for every line of the lexicon, in file order."""
-    entries = []
+    """(token, mean rating) per distinct token, in file order. The lexicon lists 14
+    tokens twice (`lol`, `ok`, ...); their two means are averaged, so that a token is
+    one document and lands in one split."""
+    ratings: dict[str, list[float]] = {}
     for line in lexicon_path().read_text(encoding="utf-8").splitlines():
         fields = line.split("\t")
         if len(fields) >= 2 and fields[0]:
-            entries.append((fields[0], float(fields[1])))
-    return entries
+            ratings.setdefault(fields[0], []).append(float(fields[1]))
+    return [(token, sum(r) / len(r)) for token, r in ratings.items()]
 
 
 def load_vader_sentiment(config: VaderSentimentConfig, ctx: kplug.RunContext) -> kplug.Data:

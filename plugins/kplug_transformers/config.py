@@ -33,19 +33,14 @@ class TransformerConfig(kplug.Config):
         "(backends that have it); local: each position sees `window` positions either side "
         "(a banded mask, Longformer style)",
     )
-    window: int | None = Field(
-        None, description="local attention: positions seen on each side (> 0)"
+    window: PositiveInt | None = Field(
+        None, description="local attention: positions each token sees on each side (> 0)"
     )
 
     @model_validator(mode="after")
     def _consistent(self) -> TransformerConfig:
         if self.attention == "local" and self.window is None:
             raise ValueError("attention: local needs a window (positions on each side), e.g. 16")
-        if self.window is not None and self.window <= 0:
-            raise ValueError(
-                f"window must be > 0 (got {self.window}): it is how many positions on each "
-                "side a token attends to"
-            )
         if self.window is not None and self.attention != "local":
             raise ValueError("window is only used with attention: local; remove it")
         given = sorted(set(SIZE_FIELDS) & self.model_fields_set)
