@@ -18,6 +18,8 @@ SMOKED_ELSEWHERE: dict[str, str] = {
     "web_corpus_lm.yaml": "tests/kplug_text/test_web_crawl.py::"
     "test_web_corpus_lm_recipe_crawls_cleans_tokenizes_and_trains (a site on 127.0.0.1)",
     "compress/mnist_distill.yaml": "tests/kplug_compress/test_compress_recipes.py (a teacher)",
+    "bert_sentiment_from_mlm.yaml": "tests/kplug_transformers/test_training.py::"
+    "test_mlm_nsp_pretrains_and_a_classifier_starts_from_its_encoder (a pretraining run)",
 }
 
 

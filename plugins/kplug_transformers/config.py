@@ -51,3 +51,20 @@ class TransformerConfig(kplug.Config):
         if self.hidden % self.heads:
             raise ValueError(f"hidden ({self.hidden}) must be a multiple of heads ({self.heads})")
         return self
+
+
+def estimate_parameters(config: TransformerConfig, facts: dict, *, encoder: bool) -> dict:
+    """The exact parameter count of a new `bert` (encoder) or `gpt2` model from the
+    vocabulary size, without building it; nothing for a preset (its file says)."""
+    vocabulary = facts.get("vocabulary_size")
+    if config.preset or not vocabulary:
+        return {}
+    h, i = config.hidden, config.intermediate
+    # Per block: q/k/v/output projections with biases, two layer norms, feed-forward.
+    block = 4 * (h * h + h) + 2 * 2 * h + (h * i + i) + (i * h + h)
+    embeddings = (vocabulary + config.max_length) * h
+    if encoder:  # segment embedding, embedding layer norm, pooled dense
+        extra = 2 * h + 2 * h + h * h + h
+    else:  # the final layer norm; the output layer is the token embedding
+        extra = 2 * h
+    return {"parameters": embeddings + config.layers * block + extra}

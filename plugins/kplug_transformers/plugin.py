@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+
 import kplug
 from kplug_transformers.bert import BertConfig, build_bert
+from kplug_transformers.config import estimate_parameters
 from kplug_transformers.gpt2 import GPT2Config, build_gpt2
 from kplug_transformers.masked_lm import (
     MaskedLM,
@@ -14,6 +17,11 @@ from kplug_transformers.masked_lm import (
     NextSentenceConfig,
 )
 from kplug_transformers.pretrained_wordpiece import PretrainedWordPiece, PretrainedWordPieceConfig
+from kplug_transformers.seq2seq import Seq2Seq, Seq2SeqConfig
+from kplug_transformers.seq2seq_transformer import (
+    Seq2SeqTransformerConfig,
+    build_seq2seq_transformer,
+)
 from kplug_transformers.text_classification import TextClassification, TextClassificationConfig
 
 
@@ -21,10 +29,14 @@ from kplug_transformers.text_classification import TextClassification, TextClass
 def register_architectures(register):
     register("bert", build_bert, config=BertConfig,
              summary="BERT encoder (keras-hub BertBackbone): new, or a preset / HF directory; "
-             "full, flash or local attention")  # fmt: skip
+             "full, flash or local attention",
+             estimate=functools.partial(estimate_parameters, encoder=True))  # fmt: skip
     register("gpt2", build_gpt2, config=GPT2Config,
              summary="GPT-2 decoder (keras-hub GPT2Backbone) with a tied softmax over tokens, "
-             "for causal_lm")  # fmt: skip
+             "for causal_lm",
+             estimate=functools.partial(estimate_parameters, encoder=False))  # fmt: skip
+    register("seq2seq_transformer", build_seq2seq_transformer, config=Seq2SeqTransformerConfig,
+             summary="encoder-decoder from keras-hub TransformerEncoder/Decoder layers")  # fmt: skip
 
 
 @kplug.hookimpl
@@ -35,6 +47,8 @@ def register_objectives(register):
              summary="next sentence prediction: 50% true next segment, 50% random")  # fmt: skip
     register("mlm_nsp", MaskedLMNextSentence, config=MaskedLMNextSentenceConfig,
              summary="BERT pretraining: masked LM on sentence pairs + NSP, losses summed")  # fmt: skip
+    register("seq2seq", Seq2Seq, config=Seq2SeqConfig,
+             summary="source segment -> following segment, teacher forcing")  # fmt: skip
     register("text_classification", TextClassification, config=TextClassificationConfig,
              summary="classifier head on an encoder's [CLS] output (fine-tuning)")  # fmt: skip
 

@@ -161,3 +161,14 @@ def test_vader_dataset_labels_by_the_sign_of_the_mean_rating_split_by_token():
             seen.append(token)
     assert len(seen) == len(set(seen)) == len(entries)
     assert 0.09 < len(data.test[0]) / len(seen) < 0.11
+
+
+@pytest.mark.parametrize("name", ["bert", "gpt2"])
+def test_estimate_matches_the_built_parameter_count(name):
+    from kplug_transformers.bert import BertConfig, build_bert
+    from kplug_transformers.gpt2 import GPT2Config, build_gpt2
+
+    config_cls, build = (BertConfig, build_bert) if name == "bert" else (GPT2Config, build_gpt2)
+    model = build(config_cls(**TINY), context(vocabulary_size=77))
+    estimate = testing.check_estimate("architecture", name, TINY, {"vocabulary_size": 77})
+    assert estimate["parameters"] == model.count_params()

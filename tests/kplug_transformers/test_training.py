@@ -108,3 +108,24 @@ def test_mixed_precision_trains_a_transformer_without_nan(tmp_path, policy):
         keras.config.set_dtype_policy("float32")
     assert all(np.isfinite(v) for v in result.metrics["test"].values())
     assert all(np.isfinite(v) for v in result.metrics["train"].values())
+
+
+def test_seq2seq_transformer_trains_with_teacher_forcing(tmp_path):
+    result = testing.smoke_run(
+        {**BERT, "model": {"name": "seq2seq_transformer", **SIZE},
+         "objective": {"name": "seq2seq", "sequence_length": 16}},  # fmt: skip
+        tmp_path,
+    )
+    assert np.isfinite(result.metrics["test"]["loss"])
+    assert 0.0 <= result.metrics["test"]["accuracy"] <= 1.0
+
+
+def test_teacher_forcing_shifts_the_target_by_one_token():
+    from kplug_transformers.seq2seq import Seq2Seq, Seq2SeqConfig
+
+    documents = np.empty(1, dtype=object)
+    documents[0] = np.arange(10, 19, dtype=np.int32)
+    x, y = Seq2Seq(Seq2SeqConfig(sequence_length=4), None).pairs(documents, start=3, end=2)
+    assert x["encoder_token_ids"].tolist() == [[10, 11, 12, 0], [13, 14, 15, 0]]
+    assert x["decoder_token_ids"].tolist() == [[3, 13, 14, 15], [3, 16, 17, 18]]
+    assert y.tolist() == [[13, 14, 15, 2], [16, 17, 18, 2]]
