@@ -1,7 +1,7 @@
-"""`vader_sentiment`: the 7,500 human-rated entries (7,506 distinct tokens) of the VADER sentiment lexicon
+"""`vader_sentiment`: the 7,500 human-rated entries of the VADER sentiment lexicon
 (`vadersentiment`'s vader_lexicon.txt: a word, emoticon or slang token and the mean of ten
-raters' scores from -4 to +4), labelled by the sign of the mean. Each token is a document,
-so the by-document split keeps every token in one split only."""
+raters' scores from -4 to +4; 7,506 distinct tokens), labelled by the sign of the mean.
+Each token is a document, so the by-document split keeps every token in one split only."""
 
 from __future__ import annotations
 

@@ -63,8 +63,7 @@ def estimate_parameters(config: TransformerConfig, facts: dict, *, encoder: bool
     # Per block: q/k/v/output projections with biases, two layer norms, feed-forward.
     block = 4 * (h * h + h) + 2 * 2 * h + (h * i + i) + (i * h + h)
     embeddings = (vocabulary + config.max_length) * h
-    if encoder:  # segment embedding, embedding layer norm, pooled dense
-        extra = 2 * h + 2 * h + h * h + h
-    else:  # the final layer norm; the output layer is the token embedding
-        extra = 2 * h
+    # An encoder adds segment embeddings, an embedding layer norm and the pooled dense
+    # layer; a decoder its final layer norm (its output layer is the token embedding).
+    extra = 2 * h + 2 * h + h * h + h if encoder else 2 * h
     return {"parameters": embeddings + config.layers * block + extra}

@@ -17,10 +17,10 @@ import math
 from typing import Any
 
 import numpy as np
+from kplug_sequence.causal_lm import sliding_windows, token_stream
 from pydantic import Field, PositiveInt
 
 import kplug
-from kplug_sequence.causal_lm import sliding_windows, token_stream
 from kplug_transformers.backbones import token_embedding
 from kplug_transformers.encoder_objective import EncoderObjective, crossentropy, split_rng
 from kplug_transformers.packing import document_tokens, pack, segments, special_id

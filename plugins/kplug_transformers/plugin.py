@@ -36,17 +36,17 @@ def register_architectures(register):
              "for causal_lm",
              estimate=functools.partial(estimate_parameters, encoder=False))  # fmt: skip
     register("seq2seq_transformer", build_seq2seq_transformer, config=Seq2SeqTransformerConfig,
-             summary="encoder-decoder from keras-hub TransformerEncoder/Decoder layers")  # fmt: skip
+             summary="encoder-decoder: keras-hub TransformerEncoder/Decoder")  # fmt: skip
 
 
 @kplug.hookimpl
 def register_objectives(register):
     register("mlm", MaskedLM, config=MaskedLMConfig,
-             summary="masked LM: 15% selected, 80/10/10 mask/random/keep, loss on selected")  # fmt: skip
+             summary="masked LM: 15% selected, 80/10/10 mask/random/keep")  # fmt: skip
     register("nsp", NextSentence, config=NextSentenceConfig,
              summary="next sentence prediction: 50% true next segment, 50% random")  # fmt: skip
     register("mlm_nsp", MaskedLMNextSentence, config=MaskedLMNextSentenceConfig,
-             summary="BERT pretraining: masked LM on sentence pairs + NSP, losses summed")  # fmt: skip
+             summary="BERT pretraining: masked LM on sentence pairs + NSP")  # fmt: skip
     register("seq2seq", Seq2Seq, config=Seq2SeqConfig,
              summary="source segment -> following segment, teacher forcing")  # fmt: skip
     register("text_classification", TextClassification, config=TextClassificationConfig,
@@ -56,7 +56,7 @@ def register_objectives(register):
 @kplug.hookimpl
 def register_tokenizers(register):
     register("pretrained_wordpiece", PretrainedWordPiece, config=PretrainedWordPieceConfig,
-             summary="the WordPiece vocabulary of a preset or an earlier run, not trained")  # fmt: skip
+             summary="the WordPiece vocabulary of a preset or an earlier run")  # fmt: skip
 
 
 @kplug.hookimpl

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kplug_text.wordpiece import WordPieceConfig, WordPieceTokenizer
 from pydantic import Field
 
 import kplug
-from kplug_text.wordpiece import WordPieceConfig, WordPieceTokenizer
 from kplug_transformers.presets import preset_lowercase, resolve_preset
 
 
@@ -33,7 +33,9 @@ class PretrainedWordPiece(WordPieceTokenizer):
             lowercase = None
             if self._run_vocabulary(config.source) is None:
                 lowercase = preset_lowercase(resolve_preset(config.source, "tokenizer.source"))
-            config = config.model_copy(update={"lowercase": True if lowercase is None else lowercase})
+            config = config.model_copy(
+                update={"lowercase": True if lowercase is None else lowercase}
+            )
         super().__init__(config, ctx)
 
     def train(self, texts: list[str]) -> None:

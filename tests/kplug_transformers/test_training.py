@@ -56,9 +56,12 @@ def test_mlm_nsp_pretrains_and_a_classifier_starts_from_its_encoder(tmp_path):
     finetune = testing.smoke_run(
         {
             "name": "tiny-finetune",
-            "data": {"name": "vader_sentiment", "batch_size": 8, "sequence_length": 6,
-                     "tokenizer": {"name": "pretrained_wordpiece",
-                                   "source": str(pretrained.directory)}},
+            "data": {
+                "name": "vader_sentiment",
+                "batch_size": 8,
+                "sequence_length": 6,
+                "tokenizer": {"name": "pretrained_wordpiece", "source": str(pretrained.directory)},
+            },
             "model": {"name": "bert", **SIZE, "init_from": str(pretrained.directory)},
             "objective": {"name": "text_classification"},
             "train": {"jit_compile": False},
@@ -101,8 +104,12 @@ def test_mixed_precision_trains_a_transformer_without_nan(tmp_path, policy):
 
     try:
         result = testing.smoke_run(
-            BERT, tmp_path, overrides=[f"train.mixed_precision={policy}",
-                                       "objective.label_smoothing=0.1"]  # fmt: skip
+            BERT,
+            tmp_path,
+            overrides=[
+                f"train.mixed_precision={policy}",
+                "objective.label_smoothing=0.1",
+            ],  # fmt: skip
         )
     finally:
         keras.config.set_dtype_policy("float32")
@@ -112,8 +119,11 @@ def test_mixed_precision_trains_a_transformer_without_nan(tmp_path, policy):
 
 def test_seq2seq_transformer_trains_with_teacher_forcing(tmp_path):
     result = testing.smoke_run(
-        {**BERT, "model": {"name": "seq2seq_transformer", **SIZE},
-         "objective": {"name": "seq2seq", "sequence_length": 16}},  # fmt: skip
+        {
+            **BERT,
+            "model": {"name": "seq2seq_transformer", **SIZE},
+            "objective": {"name": "seq2seq", "sequence_length": 16},
+        },  # fmt: skip
         tmp_path,
     )
     assert np.isfinite(result.metrics["test"]["loss"])
