@@ -77,7 +77,3 @@ def check_vocabulary(network: Any, preset: str, spec: kplug.DataSpec) -> None:
         "<the same preset>}."
     )
 
-
-def token_embedding(network: Any) -> Any:
-    """The token embedding layer of a backbone (or of its local-attention rewiring)."""
-    return network.get_layer("token_embedding")

@@ -34,13 +34,22 @@ def build_gpt2(config: GPT2Config, ctx: kplug.RunContext) -> Any:
         )
     network = backbone(GPT2Backbone, config, ctx)
 
-    # === Functional model ===
+    # === Functional model: GPT2Backbone's graph (and the band), then the tied output ===
+    # One flat graph, not the backbone nested: the token embedding is used twice (input
+    # and output), and a layer shared between a nested model and its parent does not
+    # survive a .keras round trip.
     token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
     padding_mask = ops.ones_like(token_ids)
+    tokens = network.token_embedding(token_ids)
+    positions = network.position_embedding(tokens)
+    x = network.embeddings_add((tokens, positions))
+    x = network.embeddings_dropout(x)
+    band = None
     if config.attention == "local":
-        x = _local_decoder(network, token_ids, padding_mask, config.window, LocalAttentionMask)
-    else:
-        x = network({"token_ids": token_ids, "padding_mask": padding_mask})
+        band = LocalAttentionMask(config.window, name="local_attention_mask")(padding_mask)
+    for layer in network.transformer_layers:
+        x = layer(x, decoder_padding_mask=padding_mask, decoder_attention_mask=band)
+    x = network.layer_norm(x)
     logits = network.token_embedding(x, reverse=True)
     # Float32 probabilities keep the loss stable under mixed precision.
     probabilities = keras.layers.Activation("softmax", dtype="float32", name="probabilities")(
@@ -50,14 +59,3 @@ def build_gpt2(config: GPT2Config, ctx: kplug.RunContext) -> Any:
     model.max_sequence_length = network.max_sequence_length
     return model
 
-
-def _local_decoder(network: Any, token_ids: Any, padding_mask: Any, window: int, mask_cls):
-    """GPT2Backbone's graph with a banded (and, in each block, causal) attention mask."""
-    tokens = network.token_embedding(token_ids)
-    positions = network.position_embedding(tokens)
-    x = network.embeddings_add((tokens, positions))
-    x = network.embeddings_dropout(x)
-    band = mask_cls(window, name="local_attention_mask")(padding_mask)
-    for layer in network.transformer_layers:
-        x = layer(x, decoder_padding_mask=padding_mask, decoder_attention_mask=band)
-    return network.layer_norm(x)

@@ -21,7 +21,6 @@ from kplug_sequence.causal_lm import sliding_windows, token_stream
 from pydantic import Field, PositiveInt
 
 import kplug
-from kplug_transformers.backbones import token_embedding
 from kplug_transformers.encoder_objective import EncoderObjective, crossentropy, split_rng
 from kplug_transformers.packing import document_tokens, pack, segments, special_id
 
@@ -117,8 +116,10 @@ class MaskedLM(EncoderObjective):
 
         heads = {}
         if self.uses_mlm:
+            # Its own output matrix, not tied to the token embedding: keras-hub rebuilds a
+            # tied head only inside its task classes, so a tied one would not reload.
             heads["mlm"] = MaskedLMHead(
-                token_embedding=token_embedding(network),
+                vocabulary_size=self.vocabulary_size,
                 intermediate_activation="gelu",
                 name="mlm_head",
             )(outputs["sequence_output"], mask_positions=self.extra_inputs["mask_positions"])

@@ -44,6 +44,20 @@ def test_local_attention_with_a_window_covering_the_sequence_equals_full():
     assert not np.allclose(np.asarray(narrow)[valid], expected[valid], atol=1e-3)
 
 
+def test_local_attention_models_save_and_load(tmp_path):
+    from kplug_transformers.bert import BertConfig, build_bert
+
+    from kplug.models import load_model
+
+    model = build_bert(BertConfig(**TINY, attention="local", window=2), context())
+    model.save(tmp_path / "m.keras")
+    loaded = load_model(tmp_path / "m.keras", compile=False)
+    x = encoder_inputs()
+    np.testing.assert_allclose(
+        loaded.predict_on_batch(x)["sequence_output"], model.predict_on_batch(x)["sequence_output"]
+    )
+
+
 def test_local_causal_attention_with_a_covering_window_equals_full_gpt2():
     from kplug_transformers.gpt2 import GPT2Config, build_gpt2
 
