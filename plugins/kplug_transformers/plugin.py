@@ -70,3 +70,19 @@ def keras_objects():
         "MaskedAccuracy": MaskedAccuracy,
         "SparseCrossentropy": SparseCrossentropy,
     }
+
+
+@kplug.hookimpl
+def layout_rules(architecture, config):
+    """Tensor-parallel sharding of `bert`/`gpt2` for `jax_model_parallel`, in the style of
+    keras-hub's `GemmaBackbone.get_layout_map`: attention heads and the feed-forward
+    inner dimension split over `model`, the vocabulary of the token embedding too."""
+    if architecture not in ("bert", "gpt2"):
+        return None
+    return {
+        "token_embedding/embeddings": ["model", None],
+        ".*attention.*(query|key|value).kernel": [None, "model", None],
+        ".*attention_output.kernel": ["model", None, None],
+        ".*feedforward_intermediate_dense.kernel": [None, "model"],
+        ".*feedforward_output_dense.kernel": ["model", None],
+    }

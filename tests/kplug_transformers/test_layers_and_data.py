@@ -186,3 +186,21 @@ def test_estimate_matches_the_built_parameter_count(name):
     model = build(config_cls(**TINY), context(vocabulary_size=77))
     estimate = testing.check_estimate("architecture", name, TINY, {"vocabulary_size": 77})
     assert estimate["parameters"] == model.count_params()
+
+
+@pytest.mark.parametrize("name", ["bert", "gpt2"])
+def test_layout_rules_shard_every_block_with_the_right_rank(name):
+    import re
+
+    from kplug_transformers.bert import BertConfig, build_bert
+    from kplug_transformers.gpt2 import GPT2Config, build_gpt2
+    from kplug_transformers.plugin import layout_rules
+
+    build, config_cls = (build_bert, BertConfig) if name == "bert" else (build_gpt2, GPT2Config)
+    model = build(config_cls(**TINY), context())
+    rules = layout_rules(architecture=name, config=None)
+    for pattern, axes in rules.items():
+        matched = [v for v in model.weights if re.search(pattern, v.path)]
+        assert len(matched) >= (1 if "embedding" in pattern else TINY["layers"]), pattern
+        assert all(len(v.shape) == len(axes) for v in matched), pattern
+    assert layout_rules(architecture="cnn", config=None) is None
