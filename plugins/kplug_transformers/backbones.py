@@ -76,4 +76,3 @@ def check_vocabulary(network: Any, preset: str, spec: kplug.DataSpec) -> None:
         "its own token ids. Use data.tokenizer: {name: pretrained_wordpiece, source: "
         "<the same preset>}."
     )
-

@@ -58,4 +58,3 @@ def build_gpt2(config: GPT2Config, ctx: kplug.RunContext) -> Any:
     model = keras.Model(token_ids, probabilities, name="gpt2")
     model.max_sequence_length = network.max_sequence_length
     return model
-
