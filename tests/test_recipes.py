@@ -19,6 +19,8 @@ SMOKED_ELSEWHERE: dict[str, str] = {
     "test_web_corpus_lm_recipe_crawls_cleans_tokenizes_and_trains (a site on 127.0.0.1)",
     "compress/mnist_distill.yaml": "tests/kplug_compress/test_compress_recipes.py (a teacher)",
     "transfer/finetune_digits_5_9.yaml": "tests/kplug_vision/test_transfer.py (a pretrained run)",
+    "bert_sentiment_from_mlm.yaml": "tests/kplug_transformers/test_training.py::"
+    "test_mlm_nsp_pretrains_and_a_classifier_starts_from_its_encoder (a pretraining run)",
 }
 
 

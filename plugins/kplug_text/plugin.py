@@ -14,6 +14,11 @@ from kplug_text.char_level import (
 from kplug_text.pydoc_corpus import PydocCorpusConfig, estimate_pydoc_corpus, load_pydoc_corpus
 from kplug_text.text_files import TextFilesConfig, load_text_files
 from kplug_text.unigram import SentencePieceConfig, SentencePieceTokenizer
+from kplug_text.vader_sentiment import (
+    VaderSentimentConfig,
+    estimate_vader_sentiment,
+    load_vader_sentiment,
+)
 from kplug_text.web_crawl import WebCrawlConfig, estimate_web_crawl, load_web_crawl
 from kplug_text.wordpiece import WordPieceConfig, WordPieceTokenizer
 
@@ -40,6 +45,14 @@ def register_datasets(register):
         summary="main text of web pages from a polite crawl (robots.txt, allowed domains, "
         "on-disk cache)",
         estimate=estimate_web_crawl,
+    )
+    register(
+        "vader_sentiment",
+        load_vader_sentiment,
+        config=VaderSentimentConfig,
+        summary="7,500 human-rated words and emoticons of the VADER lexicon, labelled "
+        "positive/negative by the sign of their mean rating, embedded",
+        estimate=estimate_vader_sentiment,
     )
 
 

@@ -1,0 +1,1 @@
+"""Transformer plugins: keras-hub backbones, MLM / CLM / NSP / seq2seq objectives, fine-tuning."""

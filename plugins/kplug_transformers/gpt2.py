@@ -1,0 +1,60 @@
+"""`gpt2`: keras-hub's `GPT2Backbone` with a tied output layer, a causal language model.
+
+The network maps token ids `(batch, length)` to next-token probabilities `(batch,
+length, vocabulary)`, which the `causal_lm` objective of the sequence plugin trains and
+`kplug generate` samples from. The output layer is the token embedding transposed
+(`ReversibleEmbedding(reverse=True)`), as in keras-hub's `GPT2CausalLM`. With
+`attention: local` the decoder blocks also get a banded mask on top of the causal one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kplug
+from kplug_transformers.backbones import backbone
+from kplug_transformers.config import TransformerConfig
+
+
+class GPT2Config(TransformerConfig):
+    """A GPT-2 decoder (keras-hub `GPT2Backbone`) with tied input and output embeddings."""
+
+
+def build_gpt2(config: GPT2Config, ctx: kplug.RunContext) -> Any:
+    import keras
+    from keras import ops
+    from keras_hub.models import GPT2Backbone
+
+    from kplug_transformers.local_attention_mask import LocalAttentionMask
+
+    if ctx.spec.num_classes:
+        raise kplug.RecipeError(
+            "gpt2 is a language model (objective causal_lm); for labelled text use "
+            "model.name: bert with objective text_classification."
+        )
+    network = backbone(GPT2Backbone, config, ctx)
+
+    # === Functional model: GPT2Backbone's graph (and the band), then the tied output ===
+    # One flat graph, not the backbone nested: the token embedding is used twice (input
+    # and output), and a layer shared between a nested model and its parent does not
+    # survive a .keras round trip.
+    token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    padding_mask = ops.ones_like(token_ids)
+    tokens = network.token_embedding(token_ids)
+    positions = network.position_embedding(tokens)
+    x = network.embeddings_add((tokens, positions))
+    x = network.embeddings_dropout(x)
+    band = None
+    if config.attention == "local":
+        band = LocalAttentionMask(config.window, name="local_attention_mask")(padding_mask)
+    for layer in network.transformer_layers:
+        x = layer(x, decoder_padding_mask=padding_mask, decoder_attention_mask=band)
+    x = network.layer_norm(x)
+    logits = network.token_embedding(x, reverse=True)
+    # Float32 probabilities keep the loss stable under mixed precision.
+    probabilities = keras.layers.Activation("softmax", dtype="float32", name="probabilities")(
+        logits
+    )
+    model = keras.Model(token_ids, probabilities, name="gpt2")
+    model.max_sequence_length = network.max_sequence_length
+    return model

@@ -1,0 +1,231 @@
+"""`mlm`, `nsp` and `mlm_nsp`: BERT's pretraining objectives on a tokenized corpus.
+
+- `mlm`: the token stream cut into `[CLS] window [SEP]` examples; keras-hub's
+  `MaskedLMMaskGenerator` selects 15% of the tokens, of which 80% become `[MASK]`, 10% a
+  random token and 10% stay; the loss is the cross-entropy at the selected positions only.
+- `nsp`: pairs `[CLS] A [SEP] B [SEP]` of consecutive segments of one document (label 1,
+  half the time) or a segment and one from another document (label 0); a binary head on
+  the pooled `[CLS]` output.
+- `mlm_nsp`: the NSP pairs, masked as for MLM, and the sum of both losses (BERT's
+  original pretraining).
+Masks and pairs are drawn once, seeded, when the data is adapted (static masking).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from kplug_sequence.causal_lm import sliding_windows, token_stream
+from pydantic import Field, PositiveInt
+
+import kplug
+from kplug_transformers.encoder_objective import EncoderObjective, crossentropy, split_rng
+from kplug_transformers.packing import document_tokens, pack, segments, special_id
+
+
+class MaskedLMConfig(kplug.Config):
+    sequence_length: PositiveInt = Field(64, description="tokens per example, [CLS]/[SEP] included")
+    mask_selection_rate: float = Field(0.15, gt=0.0, lt=1.0, description="tokens selected")
+    mask_token_rate: float = Field(0.8, ge=0.0, le=1.0, description="selected -> [MASK]")
+    random_token_rate: float = Field(0.1, ge=0.0, le=1.0, description="selected -> random")
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+
+
+class NextSentenceConfig(kplug.Config):
+    sequence_length: PositiveInt = Field(64, description="tokens per pair, specials included")
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+
+
+class MaskedLMNextSentenceConfig(MaskedLMConfig):
+    nsp_weight: float = Field(1.0, ge=0.0, description="weight of the NSP loss in the sum")
+
+
+class MaskedLM(EncoderObjective):
+    """Masked language modelling; reports the masked-token loss before and after training."""
+
+    name = "mlm"
+    monitor = "val_loss"
+    uses_mlm, uses_nsp = True, False
+
+    def examples(self, split: Any, index: int, ctx: kplug.RunContext):
+        x, y = self.unmasked(split, index, ctx)
+        if x is None:
+            return None
+        if self.uses_mlm:
+            x, y["mlm"] = self.mask(x)
+        return x, y
+
+    def unmasked(self, split: Any, index: int, ctx: kplug.RunContext):
+        cls = special_id(self.tokenizer, "[CLS]", self.name)
+        sep = special_id(self.tokenizer, "[SEP]", self.name)
+        windows = sliding_windows(
+            token_stream(split[0], sep), self.sequence_length - 2, self.sequence_length - 2
+        )
+        if not len(windows):
+            return None, None
+        return pack(list(windows), None, self.sequence_length, cls, sep), {}
+
+    def mask(self, x: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Select and corrupt tokens with keras-hub's generator; `mask_ids` (the targets)
+        are 0 at unused selection slots, which the loss ignores."""
+        import tensorflow as tf
+        from keras_hub.layers import MaskedLMMaskGenerator
+
+        c = self.config
+        generator = MaskedLMMaskGenerator(
+            vocabulary_size=self.vocabulary_size,
+            mask_selection_rate=c.mask_selection_rate,
+            mask_token_id=special_id(self.tokenizer, "[MASK]", self.name),
+            mask_selection_length=self.selection_length,
+            unselectable_token_ids=[
+                0,
+                special_id(self.tokenizer, "[CLS]", self.name),
+                special_id(self.tokenizer, "[SEP]", self.name),
+            ],
+            mask_token_rate=c.mask_token_rate,
+            random_token_rate=c.random_token_rate,
+        )
+        out = generator(tf.constant(x["token_ids"]))
+        masked = {
+            **x,
+            "token_ids": out["token_ids"].numpy().astype(np.int32),
+            "mask_positions": out["mask_positions"].numpy().astype(np.int32),
+        }
+        return masked, out["mask_ids"].numpy().astype(np.int32)
+
+    @property
+    def selection_length(self) -> int:
+        # Room for the selected tokens even when a window selects more than the average.
+        return max(1, math.ceil(self.sequence_length * self.config.mask_selection_rate * 1.5))
+
+    @property
+    def extra_inputs(self) -> dict[str, Any]:
+        import keras
+
+        if not self.uses_mlm:
+            return {}
+        if not hasattr(self, "_mask_input"):
+            self._mask_input = keras.Input(shape=(None,), dtype="int32", name="mask_positions")
+        return {"mask_positions": self._mask_input}
+
+    def heads(self, network: Any, inputs: dict, outputs: dict, ctx: kplug.RunContext):
+        import keras
+        from keras_hub.layers import MaskedLMHead
+
+        heads = {}
+        if self.uses_mlm:
+            # Its own output matrix, not tied to the token embedding: keras-hub rebuilds a
+            # tied head only inside its task classes, so a tied one would not reload.
+            heads["mlm"] = MaskedLMHead(
+                vocabulary_size=self.vocabulary_size,
+                intermediate_activation="gelu",
+                name="mlm_head",
+            )(outputs["sequence_output"], mask_positions=self.extra_inputs["mask_positions"])
+        if self.uses_nsp:
+            heads["nsp"] = keras.layers.Dense(2, name="nsp_head", dtype="float32")(
+                outputs["pooled_output"]
+            )
+        return heads
+
+    def compile(self, model: Any, ctx: kplug.RunContext) -> None:
+        from kplug_transformers.masked_accuracy import MaskedAccuracy
+
+        smoothing = self.config.label_smoothing
+        loss, weights, metrics = {}, {}, {}
+        if self.uses_mlm:
+            loss["mlm"] = crossentropy(smoothing, ignore_class=0)
+            weights["mlm"] = 1.0
+            metrics["mlm"] = [MaskedAccuracy(ignore_class=0)]
+        if self.uses_nsp:
+            loss["nsp"] = crossentropy(smoothing)
+            weights["nsp"] = getattr(self.config, "nsp_weight", 1.0)
+            metrics["nsp"] = ["sparse_categorical_accuracy"]
+        model.compile(
+            optimizer=ctx.make_optimizer(),
+            loss=loss,
+            loss_weights=weights,
+            metrics=metrics,
+            jit_compile=ctx.recipe.train.jit_compile,
+        )
+        self.initial = self._evaluate(model, ctx)
+
+    def _evaluate(self, model: Any, ctx: kplug.RunContext) -> dict[str, float]:
+        from kplug.runner import SMOKE_STEPS
+
+        split = ctx.data.validation or ctx.data.train
+        steps = SMOKE_STEPS if ctx.smoke else None
+        batch_size = ctx.recipe.data.options.batch_size
+        return ctx.strategy.evaluate(model, split, batch_size=batch_size, steps=steps)
+
+    def report(self, model: Any, data: kplug.Data, ctx: kplug.RunContext) -> dict[str, Any]:
+        """Validation losses (per head) before and after training."""
+        final = self._evaluate(model, ctx)
+        keys = [k for k in final if k.endswith("loss")]
+        out = {k: {"initial": round(float(self.initial[k]), 4), "final": round(float(final[k]), 4)}
+               for k in keys if k in self.initial}  # fmt: skip
+        if self.uses_mlm:
+            out["uniform_guess_loss"] = round(math.log(self.vocabulary_size), 4)
+        for key, pair in out.items():
+            if isinstance(pair, dict):
+                ctx.log.info("%s %s: %.3f before training, %.3f after",
+                             self.name, key, pair["initial"], pair["final"])  # fmt: skip
+        return {"pretraining": out}
+
+
+class NextSentence(MaskedLM):
+    """Next sentence prediction on pairs of segments."""
+
+    name = "nsp"
+    monitor = "val_loss"
+    uses_mlm, uses_nsp = False, True
+
+    def unmasked(self, split: Any, index: int, ctx: kplug.RunContext):
+        pairs = sentence_pairs(
+            document_tokens(split[0]), (self.sequence_length - 3) // 2, split_rng(ctx, index)
+        )
+        if pairs is None:
+            return None, None
+        first, second, labels = pairs
+        cls = special_id(self.tokenizer, "[CLS]", self.name)
+        sep = special_id(self.tokenizer, "[SEP]", self.name)
+        x = pack(first, second, self.sequence_length, cls, sep)
+        return x, ({"nsp": labels} if self.uses_nsp else {})
+
+
+class MaskedLMNextSentence(NextSentence):
+    """BERT's pretraining: masked LM on sentence pairs plus next sentence prediction."""
+
+    name = "mlm_nsp"
+    uses_mlm, uses_nsp = True, True
+
+
+def sentence_pairs(documents: list[np.ndarray], length: int, rng: np.random.Generator):
+    """(first segments, second segments, labels): for every segment followed by another
+    in its document, the true next one (label 1) or, with probability 1/2, a random
+    segment of another document (label 0). None when there are too few documents."""
+    if length < 1:
+        raise kplug.RecipeError("objective.sequence_length is too short for pairs; use >= 5.")
+    cut = segments(documents, length)
+    owners = [d for d, doc in enumerate(cut) for _ in doc]
+    pool = [s for doc in cut for s in doc]
+    if len({d for d, doc in enumerate(cut) if doc}) < 2:
+        return None
+    first, second, labels = [], [], []
+    for d, doc in enumerate(cut):
+        for i in range(len(doc) - 1):
+            first.append(doc[i])
+            if rng.random() < 0.5:
+                second.append(doc[i + 1])
+                labels.append(1)
+                continue
+            while True:
+                j = int(rng.integers(len(pool)))
+                if owners[j] != d:
+                    break
+            second.append(pool[j])
+            labels.append(0)
+    if not first:
+        return None
+    return first, second, np.asarray(labels, np.int32)

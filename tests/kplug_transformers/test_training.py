@@ -1,0 +1,144 @@
+"""Transformer runs through the whole pipeline: pretraining objectives, generation,
+fine-tuning from a run, and the core training options on transformer models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kplug import testing
+from kplug.cli import main
+
+pytestmark = pytest.mark.xdist_group("transformers")
+
+SIZE = {"layers": 2, "heads": 2, "hidden": 32, "intermediate": 64, "max_length": 64}
+GPT = {
+    "name": "tiny-gpt",
+    "data": {"name": "pydoc_corpus", "document": "topic", "batch_size": 8,
+             "clean": ["collapse_whitespace"], "tokenizer": {"name": "char"}},
+    "model": {"name": "gpt2", **SIZE, "dropout": 0.0},
+    "objective": {"name": "causal_lm", "sequence_length": 32},
+    "train": {"jit_compile": False},
+}  # fmt: skip
+BERT = {
+    "name": "tiny-bert",
+    "data": {"name": "pydoc_corpus", "document": "section", "batch_size": 8,
+             "clean": ["collapse_whitespace"],
+             "tokenizer": {"name": "wordpiece", "vocab_size": 400, "lowercase": True}},
+    "model": {"name": "bert", **SIZE},
+    "objective": {"name": "mlm_nsp", "sequence_length": 32},
+    "train": {"jit_compile": False},
+}  # fmt: skip
+
+
+def weights(result):
+    import keras
+
+    model = keras.saving.load_model(result.directory / "model.keras", compile=False)
+    return model.get_weights()
+
+
+def test_gpt2_causal_lm_trains_and_generates(tmp_path, capsys):
+    result = testing.smoke_run(GPT, tmp_path)
+    assert np.isfinite(result.metrics["test"]["loss"])
+    assert "language_model" in result.metrics
+    capsys.readouterr()
+    code = main(["generate", str(result.directory), "--prompt", "The ", "--max-tokens", "5"])
+    out = capsys.readouterr().out
+    assert code == 0 and out.startswith("The ") and len(out.rstrip("\n")) > len("The ")
+
+
+def test_mlm_nsp_pretrains_and_a_classifier_starts_from_its_encoder(tmp_path):
+    pretrained = testing.smoke_run(BERT, tmp_path / "pre")
+    report = pretrained.metrics["pretraining"]
+    assert {"mlm_loss", "nsp_loss", "loss"} <= set(report)
+    assert "mlm_accuracy" in pretrained.metrics["test"]
+    finetune = testing.smoke_run(
+        {
+            "name": "tiny-finetune",
+            "data": {
+                "name": "vader_sentiment",
+                "batch_size": 8,
+                "sequence_length": 6,
+                "tokenizer": {"name": "pretrained_wordpiece", "source": str(pretrained.directory)},
+            },
+            "model": {"name": "bert", **SIZE, "init_from": str(pretrained.directory)},
+            "objective": {"name": "text_classification"},
+            "train": {"jit_compile": False},
+        },  # fmt: skip
+        tmp_path / "fine",
+    )
+    loaded = set(finetune.directory.read_json("init_from.json")["loaded"])
+    assert {"token_embedding", "transformer_layer_0", "transformer_layer_1"} <= loaded
+    assert "logits" not in loaded
+    assert (finetune.directory / "tokenizer" / "vocab.txt").read_text() == (
+        pretrained.directory / "tokenizer" / "vocab.txt"
+    ).read_text()
+
+
+def test_gradient_accumulation_is_exact_on_a_transformer(tmp_path):
+    # One SGD step on 8 windows == two accumulated steps of 4 (no dropout, same order).
+    common = ["optimizer.name=sgd", "optimizer.learning_rate=0.5", "train.epochs=1",
+              "data.shuffle=false", "data.limit=8", "train.validation_steps=1"]  # fmt: skip
+    whole = testing.smoke_run(GPT, tmp_path / "a", smoke=False, overrides=[
+        *common, "data.batch_size=8", "train.steps_per_epoch=1"])  # fmt: skip
+    accumulated = testing.smoke_run(GPT, tmp_path / "b", smoke=False, overrides=[
+        *common, "data.batch_size=4", "train.steps_per_epoch=2",
+        "train.gradient_accumulation_steps=2"])  # fmt: skip
+    fresh = testing.smoke_run(GPT, tmp_path / "c", smoke=False, overrides=[
+        *common, "train.epochs=0"])  # fmt: skip
+    a, b, start = weights(whole), weights(accumulated), weights(fresh)
+    assert max(np.abs(x - s).max() for x, s in zip(a, start, strict=True)) > 1e-3
+    assert max(np.abs(x - y).max() for x, y in zip(a, b, strict=True)) <= 1e-5
+
+
+def test_remat_gives_the_same_loss_on_a_transformer(tmp_path):
+    # SGD: Adam's normalized update turns float-rounding differences of near-zero
+    # gradients into full-size steps, so it would compare rounding, not recomputation.
+    sgd = ["optimizer.name=sgd", "optimizer.learning_rate=0.1"]
+    plain = testing.smoke_run(GPT, tmp_path / "a", overrides=sgd)
+    remat = testing.smoke_run(GPT, tmp_path / "b", overrides=[*sgd, "train.remat=true"])
+    assert remat.metrics["train"]["loss"] == pytest.approx(plain.metrics["train"]["loss"], 1e-5)
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_trains_a_transformer_without_nan(tmp_path, policy):
+    import keras
+
+    try:
+        result = testing.smoke_run(
+            BERT,
+            tmp_path,
+            overrides=[
+                f"train.mixed_precision={policy}",
+                "objective.label_smoothing=0.1",
+            ],  # fmt: skip
+        )
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert all(np.isfinite(v) for v in result.metrics["test"].values())
+    assert all(np.isfinite(v) for v in result.metrics["train"].values())
+
+
+def test_seq2seq_transformer_trains_with_teacher_forcing(tmp_path):
+    result = testing.smoke_run(
+        {
+            **BERT,
+            "model": {"name": "seq2seq_transformer", **SIZE},
+            "objective": {"name": "seq2seq", "sequence_length": 16},
+        },  # fmt: skip
+        tmp_path,
+    )
+    assert np.isfinite(result.metrics["test"]["loss"])
+    assert 0.0 <= result.metrics["test"]["accuracy"] <= 1.0
+
+
+def test_teacher_forcing_shifts_the_target_by_one_token():
+    from kplug_transformers.seq2seq import Seq2Seq, Seq2SeqConfig
+
+    documents = np.empty(1, dtype=object)
+    documents[0] = np.arange(10, 19, dtype=np.int32)
+    x, y = Seq2Seq(Seq2SeqConfig(sequence_length=4), None).pairs(documents, start=3, end=2)
+    assert x["encoder_token_ids"].tolist() == [[10, 11, 12, 0], [13, 14, 15, 0]]
+    assert x["decoder_token_ids"].tolist() == [[3, 13, 14, 15], [3, 16, 17, 18]]
+    assert y.tolist() == [[13, 14, 15, 2], [16, 17, 18, 2]]
