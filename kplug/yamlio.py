@@ -125,7 +125,9 @@ def parse_value(text: str, source: str = "override") -> Any:
     try:
         return parse(text, source)[0]
     except RecipeError as error:  # one command-line value: no line numbers to point at
-        raise RecipeError(re.sub(rf"{re.escape(source)}:\d+:", f"{source}:", str(error))) from None
+        # A function as the replacement: `source` may hold backslashes (an escaped NUL).
+        shown = re.sub(rf"{re.escape(source)}:\d+:", lambda _: f"{source}:", str(error))
+        raise RecipeError(shown) from None
 
 
 def dump(data: Any) -> str:

@@ -106,14 +106,15 @@ class GAN(keras.Model):
         weights = self.generator.trainable_weights
         self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, weights), weights, strict=True))
         momentum = self.generator_ema
-        for average, weight in zip(self.ema_weights, weights, strict=True):
+        for average, weight in zip(self.ema_weights, weights if self.ema_weights else [],
+                                   strict=True):  # fmt: skip
             average.assign(momentum * average + (1.0 - momentum) * weight)
         return self._track(d_loss, g_loss, real_scores, fake_scores)
 
     def swap_ema(self):
         """Exchanges the generator's weights and their moving average (no-op without one)."""
         for average, weight in zip(self.ema_weights, self.generator.trainable_weights,
-                                   strict=True):  # fmt: skip
+                                   strict=bool(self.ema_weights)):  # fmt: skip
             current = ops.convert_to_numpy(weight)
             weight.assign(average)
             average.assign(current)
@@ -121,7 +122,7 @@ class GAN(keras.Model):
     def use_ema(self):
         """Gives the generator the moving average of its weights (no-op without one)."""
         for average, weight in zip(self.ema_weights, self.generator.trainable_weights,
-                                   strict=True):  # fmt: skip
+                                   strict=bool(self.ema_weights)):  # fmt: skip
             weight.assign(average)
 
     def test_step(self, data):
