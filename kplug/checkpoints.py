@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from kplug.errors import RunError
+from kplug.rundir import write_atomically
 
 log = logging.getLogger("kplug")
 
@@ -108,9 +109,9 @@ def write_checkpoint(
     stem = f"step-{int(meta['global_step']):09d}"
     meta = {**meta, "format": FORMAT, "file": f"{stem}.npz", "bytes": len(data),
             "sha256": hashlib.sha256(data).hexdigest()}  # fmt: skip
-    _write_atomically(folder / f"{stem}.npz", data)
+    write_atomically(folder / f"{stem}.npz", data)
     text = json.dumps(meta, indent=1, allow_nan=True) + "\n"
-    target = _write_atomically(folder / f"{stem}.json", text.encode("utf-8"))
+    target = write_atomically(folder / f"{stem}.json", text.encode("utf-8"))
     _fsync_directory(folder)
     rotate(folder, keep)
     return target
@@ -198,21 +199,6 @@ def _metadata_files(folder: Path) -> list[Path]:
         return []
     found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.match(p.name))]
     return [p for _, p in sorted(found, reverse=True)]
-
-
-def _write_atomically(target: Path, data: bytes) -> Path:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return target
 
 
 def _fsync_directory(folder: Path) -> None:

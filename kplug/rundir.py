@@ -95,18 +95,7 @@ class RunDirectory:
         """Write a file atomically: a temporary name in the same folder, fsync, rename."""
         target = self.path / name
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        return target
+        return write_atomically(target, data)
 
     def write_text(self, name: str, text: str) -> Path:
         return self.write_bytes(name, text.encode("utf-8"))
@@ -139,6 +128,23 @@ class RunDirectory:
         target = self.path / name
         os.replace(temporary, target)
         return target
+
+
+def write_atomically(target: Path, data: bytes) -> Path:
+    """Write `target` through a temporary name in its folder, fsync, rename: a reader (or a
+    crash) sees the old file or the new one, never a part."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return target
 
 
 def _json_default(value: Any) -> Any:
