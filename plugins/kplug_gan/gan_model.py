@@ -105,24 +105,28 @@ class GAN(keras.Model):
             g_loss = self.loss_fn(ops.ones((batch_size, 1)), scores)
         weights = self.generator.trainable_weights
         self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, weights), weights, strict=True))
-        momentum = self.generator_ema
-        for average, weight in zip(self.ema_weights, weights if self.ema_weights else [],
-                                   strict=True):  # fmt: skip
-            average.assign(momentum * average + (1.0 - momentum) * weight)
+        if self.ema_weights:
+            momentum = self.generator_ema
+            for average, weight in zip(self.ema_weights, weights, strict=True):
+                average.assign(momentum * average + (1.0 - momentum) * weight)
         return self._track(d_loss, g_loss, real_scores, fake_scores)
 
     def swap_ema(self):
         """Exchanges the generator's weights and their moving average (no-op without one)."""
+        if not self.ema_weights:
+            return
         for average, weight in zip(self.ema_weights, self.generator.trainable_weights,
-                                   strict=bool(self.ema_weights)):  # fmt: skip
+                                   strict=True):  # fmt: skip
             current = ops.convert_to_numpy(weight)
             weight.assign(average)
             average.assign(current)
 
     def use_ema(self):
         """Gives the generator the moving average of its weights (no-op without one)."""
+        if not self.ema_weights:
+            return
         for average, weight in zip(self.ema_weights, self.generator.trainable_weights,
-                                   strict=bool(self.ema_weights)):  # fmt: skip
+                                   strict=True):  # fmt: skip
             weight.assign(average)
 
     def test_step(self, data):
