@@ -130,6 +130,25 @@ class RunDirectory:
         return target
 
 
+def run_objective(run_dir: Path, name: str, purpose: str) -> dict[str, Any]:
+    """The `objective:` section of a run's resolved recipe, checked to be `name`.
+
+    Args:
+        purpose: what the caller does with such runs, for the error (e.g. "kplug sample
+            draws from GANs trained with objective adversarial").
+    """
+    from kplug import yamlio
+
+    path = Path(run_dir) / "recipe.resolved.yaml"
+    if not path.is_file():
+        raise RunError(f"{run_dir} has no recipe.resolved.yaml; is it a kplug run?")
+    recipe, _ = yamlio.parse(path.read_text(encoding="utf-8"), str(path))
+    objective = recipe.get("objective") or {}
+    if objective.get("name") != name:
+        raise RunError(f"{run_dir} is a {objective.get('name')!r} run; {purpose}.")
+    return objective
+
+
 def write_atomically(target: Path, data: bytes) -> Path:
     """Write `target` through a temporary name in its folder, fsync, rename: a reader (or a
     crash) sees the old file or the new one, never a part."""

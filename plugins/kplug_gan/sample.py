@@ -82,19 +82,13 @@ def check_output(value: str, force: bool) -> Path:
 
 def adversarial_settings(run_dir: Path) -> dict[str, Any]:
     """The run's `objective:` section, checked to be the adversarial objective."""
-    from kplug import yamlio
+    from kplug.rundir import run_objective
 
-    path = run_dir / "recipe.resolved.yaml"
-    if not path.is_file():
-        raise kplug.RunError(f"{run_dir} has no recipe.resolved.yaml; is it a kplug run?")
-    recipe, _ = yamlio.parse(path.read_text(encoding="utf-8"), str(path))
-    objective = recipe.get("objective") or {}
-    if objective.get("name") != "adversarial":
-        raise kplug.RunError(
-            f"{run_dir} is a {objective.get('name')!r} run; kplug sample draws from GANs "
-            "trained with objective adversarial (e.g. kplug run recipes/gan_mnist.yaml)."
-        )
-    return objective
+    return run_objective(
+        run_dir, "adversarial",
+        "kplug sample draws from GANs trained with objective adversarial "
+        "(e.g. kplug run recipes/gan_mnist.yaml)",
+    )  # fmt: skip
 
 
 def _scorer(run_dir: Path, source: str | None, generator: Any, trust: bool) -> Any:

@@ -67,18 +67,12 @@ def run_directory(value: str) -> Path:
 
 def lm_settings(run_dir: Path) -> dict[str, Any]:
     """The causal_lm objective's sequence length and output kind, from the run's recipe."""
-    from kplug import yamlio
+    from kplug.rundir import run_objective
 
-    path = run_dir / "recipe.resolved.yaml"
-    if not path.is_file():
-        raise kplug.RunError(f"{run_dir} has no recipe.resolved.yaml; is it a kplug run?")
-    recipe, _ = yamlio.parse(path.read_text(encoding="utf-8"), str(path))
-    objective = recipe.get("objective") or {}
-    if objective.get("name") != "causal_lm":
-        raise kplug.RunError(
-            f"{run_dir} is a {objective.get('name')!r} run; kplug generate samples from "
-            "language models trained with objective causal_lm."
-        )
+    objective = run_objective(
+        run_dir, "causal_lm",
+        "kplug generate samples from language models trained with objective causal_lm",
+    )  # fmt: skip
     return {"sequence_length": objective["sequence_length"],
             "from_logits": objective.get("from_logits", False)}  # fmt: skip
 
