@@ -3,13 +3,14 @@
     .venv/bin/python benchmarks/compression_anchors.py [--runs-dir runs/anchors] [--seeds 1 2 3]
 
 Runs, each as `kplug run` in a child process:
-1. recipes/mnist_cnn.yaml: the float baseline (and the distillation teacher);
+1. recipes/mnist_cnn.yaml: the float baseline;
 2. recipes/compress/mnist_prune_quantize.yaml on it (init_from, no training): prune to 80%
-   sparsity, then float and int8 TFLite;
-3. the same without the prune step: int8 post-training quantization alone;
-4. recipes/compress/mnist_low_rank.yaml on it: half the Dense parameters;
-5. recipes/compress/mnist_distill.yaml with that teacher, once per seed: distilled student
-   and the same student trained alone.
+   sparsity, sparsity-preserving clustering, then float and int8 TFLite;
+3. the same without the cluster step: int8 TFLite after pruning alone;
+4. the same without the compression steps: int8 post-training quantization alone;
+5. recipes/compress/mnist_low_rank.yaml on it: half the Dense parameters;
+6. recipes/compress/mnist_teacher.yaml, then recipes/compress/mnist_distill.yaml with that
+   teacher, once per seed: distilled student and the same student trained alone.
 Prints one Markdown table of the anchors (target, measured, held or missed) and the
 per-seed distillation figures; every run directory keeps its compression.md.
 """
@@ -63,12 +64,15 @@ def main() -> int:
     baseline = kplug_run("recipes/mnist_cnn.yaml", runs)
     on_baseline = (f"model.init_from={baseline}", "train.epochs=0")
     pruned = rows(kplug_run("recipes/compress/mnist_prune_quantize.yaml", runs, *on_baseline))
+    pruned_only = rows(kplug_run("recipes/compress/mnist_prune_quantize.yaml", runs,
+                                 *on_baseline, "~compression.1"))  # fmt: skip
     ptq = rows(kplug_run("recipes/compress/mnist_prune_quantize.yaml", runs, *on_baseline,
                          "~compression", "~export.3"))  # fmt: skip
     low_rank = rows(kplug_run("recipes/compress/mnist_low_rank.yaml", runs, *on_baseline))
+    teacher = kplug_run("recipes/compress/mnist_teacher.yaml", runs)
     distilled = [
         rows(kplug_run("recipes/compress/mnist_distill.yaml", runs, f"seed={seed}",
-                       f"compression.0.teacher={baseline}"))["1. distill"]
+                       f"compression.0.teacher={teacher}"))["1. distill"]
         for seed in args.seeds
     ]  # fmt: skip
 
@@ -80,10 +84,14 @@ def main() -> int:
         f"{prune['gzip_smaller_x']:.2f}x",
         prune["accuracy_drop"] <= 0.01 and prune["gzip_smaller_x"] >= 3,
     ))  # fmt: skip
-    for file in ("model.int8.tflite", "model.int8.sparse.tflite"):
-        row = pruned[file]
+    for label, report, file in (
+        ("prune + cluster + int8 TFLite", pruned, "model.int8.tflite"),
+        ("prune + cluster + int8 TFLite", pruned, "model.int8.sparse.tflite"),
+        ("prune + int8 TFLite, no clustering", pruned_only, "model.int8.tflite"),
+    ):
+        row = report[file]
         lines.append(anchor(
-            f"prune + int8 TFLite (`{file}`): >= 10x, drop <= 1 pt",
+            f"{label} (`{file}`): >= 10x, drop <= 1 pt",
             f"{row['gzip_smaller_x']:.2f}x, drop {100 * row['accuracy_drop']:.1f} pt",
             row["gzip_smaller_x"] >= 10 and row["accuracy_drop"] <= 0.01,
         ))  # fmt: skip
@@ -118,7 +126,7 @@ def main() -> int:
         print(f"| {seed} | {d['test']['accuracy']:.4f} | "
               f"{d['details']['student_alone_test']['accuracy']:.4f} | "
               f"{d['details']['teacher_test']['accuracy']:.4f} |")  # fmt: skip
-    print(f"\nbaseline run: {baseline}")
+    print(f"\nbaseline run: {baseline}\nteacher run: {teacher}")
     return 0
 
 

@@ -109,7 +109,7 @@ def main() -> int:
         print(f"repeat {repeat + 1}: kplug {results['kplug'][-1]:,.0f} tokens/s, plain "
               f"{results['plain keras-hub'][-1]:,.0f} tokens/s", flush=True)  # fmt: skip
     kplug, plain = max(results["kplug"]), max(results["plain keras-hub"])
-    ratios = [k / p for k, p in zip(results["kplug"], results["plain keras-hub"])]
+    ratios = [k / p for k, p in zip(results["kplug"], results["plain keras-hub"], strict=True)]
     print("per-round ratios " + ", ".join(f"{r:.3f}" for r in ratios)
           + f"; median {statistics.median(ratios):.3f}")  # fmt: skip
     print(f"best of {args.repeats}: kplug {kplug:,.0f} tokens/s, plain keras-hub "

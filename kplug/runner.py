@@ -25,7 +25,7 @@ from typing import Any
 from kplug import phases, splits
 from kplug.components import Data
 from kplug.context import RunContext
-from kplug.errors import DataError, KplugError, RecipeError, RunError, RunInterrupted
+from kplug.errors import DataError, KplugError, RunError, RunInterrupted
 from kplug.initialize import initialize_from
 from kplug.recipe import Recipe
 from kplug.registry import Registry
@@ -248,40 +248,14 @@ def build_network(ctx: RunContext) -> Any:
         return ctx.build(ctx.recipe.model)
     import keras
 
-    from kplug.remat import bind_keyword_arguments
+    from kplug.remat import bind_keyword_arguments, outermost_only
 
     bind_keyword_arguments()
     with keras.RematScope(mode="full" if remat is True else remat):
         network = ctx.build(ctx.recipe.model)
-    refuse_nested_remat(network)
+    if keras.backend.backend() == "tensorflow":
+        outermost_only(network)
     return network
-
-
-def refuse_nested_remat(network: Any) -> None:
-    """Refuse `train.remat` on TensorFlow for layers that hold other layers' weights.
-
-    Measured with keras-hub's GPT2Backbone: under `keras.RematScope` on TensorFlow the
-    gradients of a transformer block's weights differ from the plain model's by 20-100%
-    (layer-norm gammas get none), so training silently goes wrong. Layers without sublayers
-    (the CNN, RNN and Dense stacks) give the same gradients (tests/test_training_options.py).
-    """
-    import keras
-
-    if keras.backend.backend() != "tensorflow":
-        return
-    nested = [
-        layer.name
-        for layer in network._flatten_layers(include_self=False, recursive=True)
-        if not isinstance(layer, keras.Model)
-        and any(sub.weights for sub in layer._flatten_layers(include_self=False))
-    ]
-    if nested:
-        raise RecipeError(
-            "train.remat: Keras' gradient checkpointing on the TensorFlow backend gives wrong "
-            f"gradients for layers that contain other layers ({', '.join(nested[:4])}"
-            f"{', ...' if len(nested) > 4 else ''}); train this model without train.remat, "
-            "or on the JAX backend."
-        )
 
 
 def callbacks(ctx: RunContext, objective: Any) -> tuple[list[Any], Any]:

@@ -5,12 +5,15 @@ file, a run directory, or runs/<name> for its newest completed run). The student
 from the labels (weight `student_loss_weight`) and from the teacher's temperature-softened
 logits (`LogitsDistillation`), optionally also from named intermediate layers
 (`FeatureDistillation`). Models ending in a softmax are distilled on the softmax' inputs.
+With `augment:`, each training batch is randomly augmented once and that same view goes
+to the teacher and to the student (and to the student-alone comparison's training).
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
+from kplug_vision.augment import AugmentConfig
 from pydantic import Field, PositiveFloat
 
 import kplug
@@ -49,6 +52,13 @@ class DistillConfig(FineTuneConfig):
     )
     logits_weight: PositiveFloat = Field(1.0, description="weight of the logits distillation")
     features: list[FeaturePair] = Field([], description="feature distillation between layers")
+    augment: AugmentConfig | None = Field(
+        None,
+        description="random image augmentation of the distillation batches (flip, "
+        "rotation, zoom, translation, contrast as in the vision models' augment:); the "
+        "teacher and the student see the same augmented view, so the teacher labels images "
+        "the labels do not cover",
+    )
     compare_with_student_alone: bool = Field(
         False,
         description="also train a copy of the student from the same initial weights "
@@ -95,7 +105,8 @@ class Distill(CompressionStep):
             for pair in config.features
         ]
         try:
-            distiller = keras.distillation.Distiller(
+            distiller = augmented_distiller_class()(
+                augmentation=augmentation(config.augment),
                 teacher=teacher_logits,
                 student=student_logits,
                 distillation_losses=losses,
@@ -122,9 +133,44 @@ class Distill(CompressionStep):
 
         alone = keras.models.clone_model(student)
         alone.set_weights(weights)
+        trained = alone
+        layers = augmentation(self.config.augment)
+        if layers is not None:  # trains on the same augmentation, for a fair comparison
+            inputs = keras.Input(shape=student.input_shape[1:], dtype=student.input.dtype)
+            trained = keras.Model(inputs, alone(layers(inputs)), name=f"{alone.name}_augmented")
+        compile_keras(trained, ctx, self.config.learning_rate)
+        fine_tune(trained, self.config, ctx)
         compile_keras(alone, ctx, self.config.learning_rate)
-        fine_tune(alone, self.config, ctx)
         return evaluate(alone, ctx)
+
+
+def augmentation(config: AugmentConfig | None) -> Any:
+    """The augmentation layers of `config` as one Sequential, or None."""
+    import keras
+
+    layers = config.layers() if config is not None else []
+    return keras.Sequential(layers, name="distill_augment") if layers else None
+
+
+def augmented_distiller_class() -> type:
+    """`keras.distillation.Distiller` that augments each training batch once, before both
+    models see it (made on first use: importing Keras is deferred)."""
+    import keras
+
+    class AugmentedDistiller(keras.distillation.Distiller):
+        def __init__(self, *, augmentation: Any = None, **kwargs: Any):
+            super().__init__(**kwargs)
+            self.augmentation = augmentation
+
+        def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+            if training and self.augmentation is not None:
+                # Keras' train_step ran the student on the batch as given; the loss uses
+                # the augmented view for both models (the first student output is unused).
+                x = self.augmentation(x, training=True)
+                y_pred = self.student(x, training=True)
+            return super().compute_loss(x, y, y_pred, sample_weight, training)
+
+    return AugmentedDistiller
 
 
 def logits_distillation(temperature: float) -> Any:
@@ -150,9 +196,8 @@ def resolve_teacher(value: str) -> Any:
 
 def logits_model(model: Any) -> tuple[Any, bool]:
     """A model sharing `model`'s layers that outputs logits, and whether it differs from
-    `model`: a final softmax layer is left out; a softmax inside the last layer (Dense
-    with activation="softmax") is undone by a log, which gives the logits up to a constant
-    that softmax ignores."""
+    `model`: a final softmax layer is left out; a final Dense with a softmax activation is
+    applied without it (its own kernel and bias, see `DenseLogits`)."""
     import keras
 
     outputs = getattr(model, "outputs", None)
@@ -168,9 +213,39 @@ def logits_model(model: Any) -> tuple[Any, bool]:
     ):
         return keras.Model(model.inputs, last.input, name=f"{model.name}_logits"), True
     if activation == "softmax":
-        log_probabilities = keras.ops.log(keras.ops.clip(outputs[0], 1e-7, 1.0))
-        return keras.Model(model.inputs, log_probabilities, name=f"{model.name}_logits"), True
+        if not isinstance(last, keras.layers.Dense):
+            raise kplug.KplugError(
+                f"distill: the last layer of {model.name} ({type(last).__name__} "
+                f"{last.name!r}) applies a softmax inside; end the model with a Dense or a "
+                "separate softmax activation, or give it linear outputs (logits)."
+            )
+        logits = dense_logits_class()(last)(last.input)
+        return keras.Model(model.inputs, logits, name=f"{model.name}_logits"), True
     return model, False
+
+
+def dense_logits_class() -> type:
+    """A layer computing a softmax Dense layer's logits with that layer's own weights.
+
+    Taking the log of the softmax instead would clip: a confident model's small
+    probabilities fall below any floor, which flattens the teacher's wrong-class scores
+    (the "dark knowledge" distillation transfers) and stops the student's gradients there.
+    """
+    import keras
+
+    class DenseLogits(keras.layers.Layer):
+        def __init__(self, dense: Any, **kwargs: Any):
+            super().__init__(name=f"{dense.name}_logits", dtype=dense.dtype_policy, **kwargs)
+            self.dense = dense  # tracked: its kernel and bias are this layer's weights
+
+        def call(self, x):
+            y = keras.ops.matmul(x, self.dense.kernel)
+            return keras.ops.add(y, self.dense.bias) if self.dense.use_bias else y
+
+        def compute_output_shape(self, input_shape):
+            return (*input_shape[:-1], self.dense.units)
+
+    return DenseLogits
 
 
 def _on_logits(loss: Any) -> Any:

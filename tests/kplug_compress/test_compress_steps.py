@@ -115,6 +115,7 @@ def test_distill_from_a_teacher_run_and_float_tflite_modes(tmp_path):
         tmp_path,
         [{"name": "distill", "teacher": str(teacher.directory), "temperature": 2.0,
           "features": [{"teacher": "dense1", "student": "dense1"}],
+          "augment": {"rotation": 0.05, "translation": 0.1},
           "compare_with_student_alone": True}],
         [{"name": "tflite", "mode": "dynamic"}, {"name": "tflite", "mode": "float16"}],
         model={"name": "cnn", "filters": [2, 2], "dense_units": 16},
@@ -145,6 +146,25 @@ def test_keras_quantize_on_a_keras_hub_transformer():
     after = np.asarray(model(inputs)["pooled_output"])
     assert len(details["quantized_layers"]) >= 6  # attention and feed-forward projections
     assert np.abs(before - after).max() < 0.1
+
+
+def test_logits_of_a_softmax_dense_are_its_pre_activation_outputs():
+    # Not log(softmax) clipped at a floor: a confident model's wrong-class logits stay apart.
+    import keras
+
+    from kplug_compress.distill import logits_model
+
+    inputs = keras.Input((3,))
+    outputs = keras.layers.Dense(4, activation="softmax", name="head")(inputs)
+    model = keras.Model(inputs, outputs)
+    kernel = np.array([[40.0, 0, -30, 10]] * 3, "float32")
+    model.get_layer("head").set_weights([kernel, np.array([0, 1, 2, 3], "float32")])
+    logits, stripped = logits_model(model)
+    x = np.ones((2, 3), "float32")
+    expected = x @ kernel + np.array([0, 1, 2, 3])
+    assert stripped
+    assert np.abs(np.asarray(logits(x)) - expected).max() < 1e-4
+    assert {w.path for w in logits.trainable_weights} == {w.path for w in model.trainable_weights}
 
 
 def test_logits_distillation_is_the_temperature_scaled_kl_divergence():
