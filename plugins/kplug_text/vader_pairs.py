@@ -43,11 +43,12 @@ def rating_pairs(
     `per_token` tries per index, its partner drawn uniformly from those far enough."""
     order = np.argsort(ratings, kind="stable")
     ranked = ratings[order]
+    gap = min_gap - 1e-9  # a gap of 1.5 between -2.8 and -1.3 is 1.4999999999999998
     seen: set[frozenset[int]] = set()
     pairs = []
     for index in range(len(ratings)):
-        below = int(np.searchsorted(ranked, ratings[index] - min_gap, side="right"))
-        above = int(np.searchsorted(ranked, ratings[index] + min_gap, side="left"))
+        below = int(np.searchsorted(ranked, ratings[index] - gap, side="right"))
+        above = int(np.searchsorted(ranked, ratings[index] + gap, side="left"))
         candidates = below + len(ranked) - above
         for _ in range(per_token if candidates else 0):
             draw = int(rng.integers(candidates))
