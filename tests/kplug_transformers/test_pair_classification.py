@@ -17,7 +17,7 @@ from kplug.plugins import registry
 pytestmark = pytest.mark.xdist_group("transformers")
 
 SIZE = {"layers": 2, "heads": 2, "hidden": 32, "intermediate": 64, "max_length": 64}
-WORDS = "red green blue black white pink gold grey".split()
+WORDS = ["red", "green", "blue", "black", "white", "pink", "gold", "grey"]
 
 
 def nli_records(n: int = 48) -> list[dict]:
@@ -29,8 +29,8 @@ def nli_records(n: int = 48) -> list[dict]:
         colour, other = rng.choice(WORDS, 2, replace=False)
         same = i % 2 == 0
         label = "-" if i % 4 == 3 else ("entailment" if same else "contradiction")
-        records.append({"premise": f"the cat is {colour}",
-                        "hypothesis": f"a {colour if same else other} cat", "gold": label})  # fmt: skip
+        hypothesis = f"a {colour if same else other} cat"
+        records.append({"premise": f"the cat is {colour}", "hypothesis": hypothesis, "gold": label})
     return records
 
 
@@ -193,14 +193,14 @@ def test_a_tiny_bert_learns_pair_classification(tmp_path):
             "model": {"name": "bert", **SIZE, "dropout": 0.0},
             "objective": {"name": "pair_classification", "classifier_dropout": 0.0},
             "optimizer": {"name": "adam", "learning_rate": 3.0e-3},
-            "train": {"jit_compile": False, "epochs": 6},
+            "train": {"jit_compile": False, "epochs": 10},
         },  # fmt: skip
         tmp_path / "runs",
         smoke=False,
     )
     with (result.directory / "metrics.csv").open() as f:
         losses = [float(row["loss"]) for row in csv.DictReader(f)]
-    assert len(losses) == 6 and losses[-1] < 0.8 * losses[0], losses
+    assert len(losses) == 10 and losses[-1] < 0.7 * losses[0], losses
     assert np.isfinite(result.metrics["test"]["loss"])
     assert 0.0 <= result.metrics["test"]["accuracy"] <= 1.0
     report = result.directory.read_json("data_report.json")
