@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from kplug import testing
-from kplug.cli import main
 from kplug.context import RunContext
 from kplug.plugins import registry
 
@@ -68,13 +67,7 @@ def recipe_file(tmp_path, data: dict, objective: str = "pair_classification",
     return str(path)
 
 
-def user_error(capsys, args, *fragments):
-    code = main(args)
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert "Traceback" not in err
-    for fragment in fragments:
-        assert fragment in err, err
+user_error = testing.assert_main_user_error
 
 
 def test_packing_puts_segment_1_exactly_on_b_and_its_sep():
