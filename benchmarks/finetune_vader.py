@@ -1,14 +1,19 @@
 """Pretrained beats scratch: MiniLM fine-tuned vs the same architecture from random
-weights, on the VADER test tokens, over three seeds.
+weights, on the VADER test tokens (or test pairs), over three seeds.
 
-    .venv/bin/python benchmarks/finetune_vader.py [--seeds 1 2 3] [--steps 30] [--runs-dir DIR]
+    .venv/bin/python benchmarks/finetune_vader.py [--task sentiment|pairs] [--seeds 1 2 3]
+        [--steps 30] [--runs-dir DIR]
 
-Runs recipes/bert_sentiment_finetune.yaml and recipes/bert_sentiment_scratch.yaml, each as
+`--task sentiment` (the default) runs recipes/bert_sentiment_finetune.yaml and
+recipes/bert_sentiment_scratch.yaml; `--task pairs` runs recipes/bert_pairs_finetune.yaml
+and recipes/bert_pairs_scratch.yaml (vader_pairs: which of two unseen tokens is rated
+higher; ~12,000 training pairs, 1,498 test pairs). Each is
 `kplug run` in a child process, once per seed (the seed sets the initial weights of the
 head, or of the whole scratch model, dropout and the order of the data; the split of the
 lexicon is the same). To fit a shared 2-core CPU, every run trains one epoch of
 `--steps` batches of 32 (960 of the 6,005 training tokens by default) and validates on
-2% of the lexicon; the test split (751 tokens) is always evaluated whole. Prints a
+2% of the lexicon; the test split (751 tokens, or the pairs of 751 tokens) is always
+evaluated whole. Prints a
 Markdown table and the mean difference in test accuracy.
 """
 
@@ -25,9 +30,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RECIPES = {
-    "pretrained MiniLM": "recipes/bert_sentiment_finetune.yaml",
-    "same architecture, scratch": "recipes/bert_sentiment_scratch.yaml",
+TASKS = {
+    task: {
+        "pretrained MiniLM": f"recipes/bert_{task}_finetune.yaml",
+        "same architecture, scratch": f"recipes/bert_{task}_scratch.yaml",
+    }
+    for task in ("sentiment", "pairs")
 }
 
 
@@ -46,19 +54,21 @@ def kplug_run(recipe: str, runs_dir: Path, overrides: list[str]) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", choices=sorted(TASKS), default="sentiment")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--steps", type=int, default=30, help="training batches per run")
     parser.add_argument("--runs-dir", type=Path, default=None)
     args = parser.parse_args()
-    runs_dir = args.runs_dir or Path(tempfile.mkdtemp(prefix="finetune_vader_"))
+    runs_dir = args.runs_dir or Path(tempfile.mkdtemp(prefix=f"finetune_{args.task}_"))
+    recipes = TASKS[args.task]
     overrides = [f"train.steps_per_epoch={args.steps}", "train.epochs=1",
                  "data.validation_fraction=0.02", "train.jit_compile=false"]  # fmt: skip
-    accuracy: dict[str, list[float]] = {label: [] for label in RECIPES}
+    accuracy: dict[str, list[float]] = {label: [] for label in recipes}
     started = time.perf_counter()
     print("| model | seed | test accuracy | test loss |")
     print("|---|---|---|---|")
     for seed in args.seeds:
-        for label, recipe in RECIPES.items():
+        for label, recipe in recipes.items():
             metrics = kplug_run(recipe, runs_dir, [f"seed={seed}", *overrides])
             test = metrics["test"]
             accuracy[label].append(test["accuracy"])

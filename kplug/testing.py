@@ -80,6 +80,20 @@ def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> N
         assert fragment in output, f"{fragment!r} not in:\n{output}"
 
 
+def assert_main_user_error(capsys: Any, args: list[str], *fragments: str) -> str:
+    """`kplug ARGS...` run in this process (pytest's `capsys` captures it) is a bad-input
+    failure as `assert_user_error` checks; returns its stderr."""
+    from kplug.cli import main
+
+    code = main(args)
+    err = capsys.readouterr().err
+    assert code == 2, f"exit code {code}, stderr:\n{err}"
+    assert "Traceback" not in err, err
+    for fragment in fragments:
+        assert fragment in err, f"{fragment!r} not in:\n{err}"
+    return err
+
+
 def check_estimate(kind: str, name: str, config: Mapping[str, Any] | None = None,
                    facts: Mapping[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
     """A component's cheap `estimate` (for `kplug plan`), validated config in, facts out."""

@@ -13,6 +13,7 @@ import math
 from typing import Any
 
 import numpy as np
+from kplug_text.corpus import require_single_texts
 from pydantic import Field, PositiveInt
 
 import kplug
@@ -43,11 +44,7 @@ class CausalLM(kplug.Objective):
 
     def adapt(self, data: kplug.Data, ctx: kplug.RunContext) -> kplug.Data:
         spec = data.spec
-        if spec.extras.get("text_form") not in ("ragged", "padded"):
-            raise kplug.DataError(
-                "causal_lm needs tokenized text: give the dataset a tokenizer, e.g. "
-                "data.tokenizer: {name: char}."
-            )
+        require_single_texts(spec, "causal_lm", "{name: char}")
         tokenizer = spec.extras["tokenizer"]
         end = tokenizer.special_ids.get("end") if self.config.separate_documents else None
         stride = self.config.stride or self.config.sequence_length

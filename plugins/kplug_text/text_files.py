@@ -9,10 +9,10 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 import kplug
-from kplug_text.corpus import Corpus, TextDataConfig, text_data
+from kplug_text.corpus import Corpus, TextDataConfig, pair_data_problem, text_data
 
 SUFFIXES = (".txt", ".jsonl", ".csv")
 
@@ -26,10 +26,30 @@ class TextFilesConfig(TextDataConfig):
     label_column: str | None = Field(
         None, description=".jsonl/.csv: the field holding the class label; null: unlabelled"
     )
+    pair_column: str | None = Field(
+        None,
+        description=".jsonl/.csv: the field holding the second text of a sentence pair "
+        "(e.g. an NLI hypothesis; text_column holds the premise); x then holds (first, "
+        "second) token arrays for objective pair_classification. Needs a tokenizer; "
+        "refuses exact_dedup/minhash_dedup. null: one text per record",
+    )
+    skip_labels: list[str] = Field(
+        [],
+        description="records whose label_column value is one of these are left out and "
+        "counted in the data report (e.g. ['-'], SNLI's pairs without a gold label)",
+    )
     txt_document: Literal["file", "line", "paragraph"] = Field(
         "file", description=".txt: one document per file, per non-empty line or per paragraph"
     )
     encoding: str = Field("utf-8", description="text encoding of the files")
+
+    @model_validator(mode="after")
+    def _consistent_columns(self) -> TextFilesConfig:
+        if self.skip_labels and not self.label_column:
+            raise ValueError("skip_labels needs label_column (the field whose value is tested)")
+        if self.pair_column is not None and (problem := pair_data_problem(self)):
+            raise ValueError(problem)
+        return self
 
 
 def find_files(pattern: str) -> list[Path]:
@@ -56,22 +76,33 @@ def find_files(pattern: str) -> list[Path]:
 
 def read_corpus(config: TextFilesConfig) -> Corpus:
     documents: list[str] = []
+    pairs: list[str] | None = [] if config.pair_column else None
     labels: list[str] | None = [] if config.label_column else None
+    skipped: dict[str, int] = {}
     for path in find_files(config.path):
         text = _read_text(path, config.encoding)
         if path.suffix == ".txt":
-            if labels is not None:
+            if labels is not None or pairs is not None:
+                option = "label_column" if labels is not None else "pair_column"
                 raise kplug.DataError(
-                    f"{path}: .txt files have no columns, so label_column "
-                    f"{config.label_column!r} cannot apply; use .csv or .jsonl for labels."
+                    f"{path}: .txt files have no columns, so {option} "
+                    f"{getattr(config, option)!r} cannot apply; use .csv or .jsonl for labels "
+                    "and pairs."
                 )
             documents.extend(_txt_documents(text, config.txt_document))
             continue
         for where, record in _records(path, text):
-            documents.append(_field(record, config.text_column, where, "text_column"))
             if labels is not None:
-                labels.append(_field(record, config.label_column, where, "label_column"))
-    return Corpus(documents, labels, source=config.path)
+                label = _field(record, config.label_column, where, "label_column")
+                if label in config.skip_labels:
+                    skipped[label] = skipped.get(label, 0) + 1
+                    continue
+                labels.append(label)
+            documents.append(_field(record, config.text_column, where, "text_column"))
+            if pairs is not None:
+                pairs.append(_field(record, config.pair_column, where, "pair_column"))
+    report = {"skipped_labels": skipped} if config.skip_labels else {}
+    return Corpus(documents, labels, source=config.path, pairs=pairs, report=report)
 
 
 def _read_text(path: Path, encoding: str) -> str:

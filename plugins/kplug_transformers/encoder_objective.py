@@ -1,5 +1,6 @@
 """`EncoderObjective`: what the encoder objectives (`mlm`, `nsp`, `mlm_nsp`,
-`text_classification`) share: per-split inputs, the encoder network check, the losses."""
+`text_classification`, `pair_classification`) share: per-split inputs, the encoder network
+check, the losses."""
 
 from __future__ import annotations
 
@@ -22,8 +23,13 @@ class EncoderObjective(kplug.Objective):
     def __init__(self, config: Any, ctx: kplug.RunContext):
         self.config = config
 
-    def adapt(self, data: kplug.Data, ctx: kplug.RunContext) -> kplug.Data:
+    def check_text_form(self, data: kplug.Data) -> None:
+        """Refuse data this objective cannot read: here, anything but one token array (or
+        padded row) per document."""
         tokenized_documents(data, self.name)
+
+    def adapt(self, data: kplug.Data, ctx: kplug.RunContext) -> kplug.Data:
+        self.check_text_form(data)
         self.tokenizer = data.spec.extras["tokenizer"]
         self.vocabulary_size = data.spec.vocabulary_size
         splits, counts = {}, {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from kplug_text.corpus import require_single_texts
 
 import kplug
 
@@ -24,10 +25,17 @@ def special_id(tokenizer: Any, role: str, objective: str) -> int:
 
 
 def tokenized_documents(data: kplug.Data, objective: str) -> None:
-    if data.spec.extras.get("text_form") not in ("ragged", "padded"):
+    """Refuse data that is not one tokenized text per document (sentence pairs too)."""
+    require_single_texts(data.spec, objective, "{name: wordpiece, vocab_size: 4000}")
+
+
+def tokenized_pairs(data: kplug.Data, objective: str) -> None:
+    """Refuse data that is not tokenized sentence pairs."""
+    if data.spec.extras.get("text_form") != "pairs":
         raise kplug.DataError(
-            f"{objective} needs tokenized text: give the dataset a tokenizer, e.g. "
-            "data.tokenizer: {name: wordpiece, vocab_size: 4000}."
+            f"{objective} needs sentence pairs with a tokenizer: use a pair dataset "
+            "(vader_pairs, or text_files with pair_column) and data.tokenizer; for one text "
+            "per document use objective: {name: text_classification}."
         )
 
 

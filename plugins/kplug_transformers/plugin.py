@@ -16,6 +16,7 @@ from kplug_transformers.masked_lm import (
     NextSentence,
     NextSentenceConfig,
 )
+from kplug_transformers.pair_classification import PairClassification, PairClassificationConfig
 from kplug_transformers.pretrained_wordpiece import PretrainedWordPiece, PretrainedWordPieceConfig
 from kplug_transformers.seq2seq import Seq2Seq, Seq2SeqConfig
 from kplug_transformers.seq2seq_transformer import (
@@ -51,6 +52,9 @@ def register_objectives(register):
              summary="source segment -> following segment, teacher forcing")  # fmt: skip
     register("text_classification", TextClassification, config=TextClassificationConfig,
              summary="classifier head on an encoder's [CLS] output (fine-tuning)")  # fmt: skip
+    register("pair_classification", PairClassification, config=PairClassificationConfig,
+             summary="sentence-pair classifier: [CLS] A [SEP] B [SEP], segments 0/1, head on "
+             "the [CLS] output (NLI-style fine-tuning)")  # fmt: skip
 
 
 @kplug.hookimpl

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from kplug.cli import main
+from kplug import testing
 
 pytestmark = pytest.mark.xdist_group("transformers")
 
@@ -27,14 +27,7 @@ train: {epochs: 1, steps_per_epoch: 1, jit_compile: false}
 """
 
 
-def user_error(capsys, args, *fragments):
-    code = main(args)
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert "Traceback" not in err
-    for fragment in fragments:
-        assert fragment in err, err
-    return err
+user_error = testing.assert_main_user_error
 
 
 @pytest.mark.parametrize("window", [0, -3])
