@@ -151,7 +151,6 @@ def test_keras_quantize_on_a_keras_hub_transformer():
 def test_logits_of_a_softmax_dense_are_its_pre_activation_outputs():
     # Not log(softmax) clipped at a floor: a confident model's wrong-class logits stay apart.
     import keras
-
     from kplug_compress.distill import logits_model
 
     inputs = keras.Input((3,))
