@@ -8,6 +8,16 @@ import sys
 from typing import Any
 
 
+def add_trust_model_argument(parser: argparse.ArgumentParser) -> None:
+    """`--trust-model` (kplug run, kplug tune)."""
+    parser.add_argument(
+        "--trust-model",
+        action="store_true",
+        help="load model.init_from and teacher models even if they need unsafe "
+        "deserialization (Lambda layers) or are legacy .h5 files; only for models you trust",
+    )
+
+
 def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("recipe", help="recipe YAML file")
     parser.add_argument(

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from kplug.cli.common import add_trust_model_argument
 from kplug.errors import KplugError
 
 OVERRIDES_HELP = (
@@ -32,12 +33,7 @@ def add_to(subparsers) -> None:
         metavar="RUN_DIR",
         help="continue this run from its newest valid checkpoint, at the exact step",
     )
-    parser.add_argument(
-        "--trust-model",
-        action="store_true",
-        help="load model.init_from and teacher models even if they need unsafe "
-        "deserialization (Lambda layers) or are legacy .h5 files; only for models you trust",
-    )
+    add_trust_model_argument(parser)
     parser.set_defaults(handler=handle)
 
 

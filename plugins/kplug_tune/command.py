@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kplug.cli.common import add_recipe_arguments
+from kplug.cli.common import add_recipe_arguments, add_trust_model_argument
 from kplug.errors import KplugError, RecipeError, RunError
 from kplug.recipe import Recipe
 from kplug.rundir import RunDirectory, default_runs_root, utc_now
@@ -53,6 +53,7 @@ def configure(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
     parser.add_argument(
         "--smoke", action="store_true", help="at most 2 trials, each a smoke run: errors fast"
     )
+    add_trust_model_argument(parser)
     return handle
 
 
@@ -81,7 +82,8 @@ def handle(args: argparse.Namespace) -> int:
             "without --workers to join a cluster (docs/tuning.md)."
         )
     use_backend(recipe.backend)
-    ctx = RunContext(recipe, registry(), smoke=args.smoke, argv=list(sys.argv))
+    ctx = RunContext(recipe, registry(), smoke=args.smoke, argv=list(sys.argv),
+                     trust_model=args.trust_model)  # fmt: skip
     searcher = ctx.build(recipe.search)
     directory = ctx.directory = tune_directory(args, recipe, where)
     if where == "worker":
@@ -93,6 +95,7 @@ def handle(args: argparse.Namespace) -> int:
         if args.workers:
             arguments = ["tune", args.recipe, *args.overrides, "--directory", str(directory)]
             arguments += ["--smoke"] if args.smoke else []
+            arguments += ["--trust-model"] if args.trust_model else []
             with LocalWorkers(args.workers, arguments, directory / "workers") as workers, \
                     workers.chief():  # fmt: skip
                 ctx.state[WORKERS_STATE] = workers

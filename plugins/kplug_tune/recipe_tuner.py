@@ -90,6 +90,7 @@ class RecipeTuner(BaseTuner):
         metric: str,
         directory: Path,
         smoke: bool = False,
+        trust_model: bool = False,
         on_trial_end: Callable[[Any, Any], None] | None = None,
     ):
         super().__init__(oracle, directory=str(directory), project_name=PROJECT)
@@ -98,6 +99,7 @@ class RecipeTuner(BaseTuner):
         self.metric = metric
         self.trials_dir = Path(directory) / TRIALS
         self.smoke = smoke
+        self.trust_model = trust_model
         self._on_trial_end = on_trial_end
         self._ran_a_trial = True
         self.ctrl_c = CtrlC()
@@ -219,7 +221,8 @@ class RecipeTuner(BaseTuner):
 
         keras.backend.clear_session()  # every trial starts as fresh as a new `kplug run`
         try:
-            result = run(recipe, runs_root=self.trials_dir, smoke=self.smoke, argv=sys.argv)
+            result = run(recipe, runs_root=self.trials_dir, smoke=self.smoke, argv=sys.argv,
+                         trust_model=self.trust_model)  # fmt: skip
         except KplugError as error:
             raise TrialError(f"trial {trial_id} ({shown(values)}): {error}") from None
         return {

@@ -82,6 +82,7 @@ class Search:
             metric=self.metric,
             directory=ctx.directory.path,
             smoke=ctx.smoke,
+            trust_model=ctx.trust_model,
             on_trial_end=progress.report_own if where == "worker" else progress.after_trial,
         )
         if where == "worker":

@@ -78,3 +78,22 @@ def test_a_lambda_teacher_needs_trust_model(saved, tmp_path, capsys):
     rows = json.loads((Path(directory) / "compression.json").read_text("utf-8"))["rows"]
     distilled = [row for row in rows if "distill" in row["stage"]]
     assert distilled and distilled[0]["details"]["teacher"] == str(saved["keras"])
+
+
+def test_kplug_tune_passes_trust_model_to_its_trials(saved, tmp_path, capsys):
+    search = "search: {tuner: grid, metric: accuracy, space: {optimizer.learning_rate: [0.01]}}\n"
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        RECIPE.format(model=f", init_from: {saved['keras']}", epochs=1, extra=search),
+        encoding="utf-8",
+    )
+    tune = ["tune", str(recipe), "--runs-dir", str(tmp_path / "tunes"), "--smoke"]
+    code = main(tune)
+    err = capsys.readouterr().err
+    assert code != 0 and "--trust-model" in err and "Traceback" not in err
+
+    code = main([*tune, "--trust-model"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    trials = list(Path(captured.out.strip().splitlines()[-1]).rglob("init_from.json"))
+    assert trials and json.loads(trials[0].read_text("utf-8"))["loaded"] == ["conv1"]
