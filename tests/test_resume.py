@@ -181,6 +181,48 @@ def test_sigterm_saves_a_checkpoint_marks_the_run_interrupted_and_resume_complet
     assert _weights_and_steps(run_dir / "model.keras")[1] == STEPS_PER_EPOCH * EPOCHS
 
 
+def test_sigkill_in_the_second_phase_then_resume_matches_an_uninterrupted_run(site, tmp_path):
+    # train.phases: conv1 frozen for two epochs, then unfrozen at a lower rate with a new
+    # optimizer; the kill lands in the middle of the second phase.
+    phased = (
+        RECIPE.replace("DETERMINISTIC", "true")
+        .replace(
+            "model: {name: cnn, filters: [4], dense_units: 8}",
+            "model: {name: cnn, filters: [4], dense_units: 8, freeze: [conv1]}",
+        )
+        .replace(
+            "train: {epochs: 3,",
+            "train: {epochs: 3, phases: [{epochs: 2}, {epochs: 1, unfreeze: [conv1], "
+            "learning_rate: 1.0e-3}],",
+        )
+    )
+    recipe = tmp_path / "phased.yaml"
+    recipe.write_text(phased)
+    reference = _start(site, "run", str(recipe), "--runs-dir", str(tmp_path / "reference"))
+    killed = _start(site, "run", str(recipe), "--runs-dir", str(tmp_path / "killed"))
+    run_dir = _wait_for_checkpoint(tmp_path / "killed", killed, 75)
+    killed.send_signal(signal.SIGKILL)
+    assert killed.wait(timeout=60) == -signal.SIGKILL
+
+    code, _, err = _finish(_start(site, "run", str(recipe), "--resume", str(run_dir)))
+    assert code == 0, err[-3000:]
+    code, _, err = _finish(reference)
+    assert code == 0, err[-3000:]
+    (reference_dir,) = (tmp_path / "reference" / "resumable").iterdir()
+
+    (resume,) = json.loads((run_dir / "manifest.json").read_text())["resumed"]
+    assert resume["global_step"] >= 75 and resume["step_in_epoch"] > 0
+    phases = json.loads((run_dir / "phases.json").read_text())
+    assert [phase["epochs"] for phase in phases] == [[0, 2], [2, 3]]
+    expected, _ = _weights_and_steps(reference_dir / "model.keras")
+    got, _ = _weights_and_steps(run_dir / "model.keras")
+    assert max(float(np.abs(a - b).max()) for a, b in zip(expected, got, strict=True)) <= 1e-6
+    history, expected_history = _history(run_dir), _history(reference_dir)
+    assert [row["epoch"] for row in history] == [0.0, 1.0, 2.0]
+    for row, want in zip(history, expected_history, strict=True):
+        assert all(abs(row[k] - want[k]) <= 1e-6 for k in row), (row, want)
+
+
 SMALL = """\
 name: small
 seed: 3
