@@ -48,18 +48,28 @@ def outermost_only(network) -> list[str]:
 
     kept = []
 
-    def visit(container) -> None:
-        for layer in container.layers:
-            if isinstance(layer, keras.Model) and layer.layers:
+    def visit(layers) -> None:
+        for layer in layers:
+            children = layer._flatten_layers(include_self=False, recursive=False)
+            if isinstance(layer, keras.Model) and layer.layers:  # a container
                 layer._remat_mode = None
-                visit(layer)
-                continue
-            mode = layer._remat_mode
-            if mode is None or mode.mode == "activations":
-                continue
-            kept.append(layer.name)
-            for inner in layer._flatten_layers(include_self=False, recursive=True):
-                inner._remat_mode = None
+                visit(children)
+            elif _rematerializes(layer):
+                kept.append(layer.name)
+                for inner in layer._flatten_layers(include_self=False, recursive=True):
+                    inner._remat_mode = None
+            else:  # not rematerialized itself: a layer inside it may be
+                visit(children)
 
-    visit(network)
+    visit(network._flatten_layers(include_self=False, recursive=False))
     return kept
+
+
+def _rematerializes(layer) -> bool:
+    """Whether Keras would wrap this layer's whole call in `remat`."""
+    mode = layer._remat_mode
+    if mode is None or mode.mode == "activations":
+        return False
+    if mode.mode == "list_of_layers":
+        return layer.name in mode.layer_names
+    return True  # full; larger_than decides per call, by the output's size

@@ -140,7 +140,8 @@ class Distill(CompressionStep):
             trained = keras.Model(inputs, alone(layers(inputs)), name=f"{alone.name}_augmented")
         compile_keras(trained, ctx, self.config.learning_rate)
         fine_tune(trained, self.config, ctx)
-        compile_keras(alone, ctx, self.config.learning_rate)
+        if trained is not alone:  # evaluated without the augmentation layers
+            compile_keras(alone, ctx, self.config.learning_rate)
         return evaluate(alone, ctx)
 
 

@@ -135,6 +135,24 @@ def test_remat_gives_a_transformer_block_the_plain_gradients():
         assert np.abs(a - b).max() <= 1e-5 * max(1.0, np.abs(b).max())
 
 
+def test_remat_of_listed_inner_layers_is_kept():
+    import keras
+    import keras_hub
+
+    from kplug.remat import outermost_only
+
+    with keras.RematScope(mode="list_of_layers", layer_names=["feedforward_intermediate_dense"]):
+        backbone = keras_hub.models.GPT2Backbone(
+            vocabulary_size=50, num_layers=2, num_heads=2, hidden_dim=16,
+            intermediate_dim=32, max_sequence_length=16,
+        )  # fmt: skip
+    assert outermost_only(backbone) == ["feedforward_intermediate_dense"] * 2
+    block = backbone.get_layer("transformer_layer_0")
+    (dense,) = [layer for layer in block._flatten_layers()
+                if layer.name == "feedforward_intermediate_dense"]  # fmt: skip
+    assert dense._remat_mode is not None  # still rematerialized
+
+
 def test_remat_trains_a_transformer_like_without_it(tmp_path):
     common = ["optimizer.name=sgd", "optimizer.learning_rate=0.5", "train.epochs=1",
               "data.shuffle=false", "data.limit=16", "data.batch_size=8",
