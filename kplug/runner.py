@@ -138,6 +138,7 @@ def _pipeline(ctx: RunContext, hook: Any, timings: dict[str, float]) -> dict[str
     with ctx.strategy.scope():
         with stage("data"):
             ctx.data = load_data(ctx)
+            data_spec = ctx.data.spec  # before the objective adapts it: for inference.json
             objective = ctx.build(recipe.objective)
             ctx.data = objective.adapt(ctx.data, ctx)
             directory.write_json("data_report.json", data_report(ctx.data))
@@ -170,7 +171,11 @@ def _pipeline(ctx: RunContext, hook: Any, timings: dict[str, float]) -> dict[str
     if ctx.strategy.is_chief:
         with stage("save"):
             save_model(ctx.model, directory, "model.keras")
+            write_inference(ctx, data_spec)
     directory.write_json("metrics.json", metrics)
+    if ctx.strategy.is_chief:
+        with stage("report"):
+            write_report(ctx, metrics)
 
     model = ctx.model
     for section in recipe.compression:
@@ -450,6 +455,24 @@ def final_metrics(
     }
     out.update(extra)
     return out
+
+
+def write_inference(ctx: RunContext, data_spec: Any) -> None:
+    from kplug.inference import FILE, inference_metadata
+
+    meta = inference_metadata(ctx.recipe, data_spec, ctx.data.spec, ctx.model, ctx.directory.path)
+    ctx.directory.write_json(FILE, meta)
+
+
+def write_report(ctx: RunContext, metrics: dict[str, Any]) -> None:
+    """curves.png and report.md; a failure is logged, never fails the finished run."""
+    from kplug.run_report import write_run_report
+
+    try:
+        write_run_report(ctx, metrics)
+    except Exception as error:
+        log.warning("no run report (curves.png, report.md): %s: %s", type(error).__name__, error)
+        log.debug("run report failed", exc_info=True)
 
 
 def save_model(model: Any, directory: RunDirectory, name: str) -> Path:

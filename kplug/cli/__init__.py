@@ -11,7 +11,8 @@ from collections.abc import Sequence
 
 from kplug.errors import KplugError
 
-CORE_COMMANDS = ("run", "resume", "validate", "plan", "data", "listing", "describe", "plugins_cmd")
+CORE_COMMANDS = ("run", "resume", "validate", "plan", "data", "listing", "describe", "plugins_cmd",
+                 "predict", "evaluate", "compare", "recipes")
 
 
 def build_parser() -> argparse.ArgumentParser:
