@@ -20,8 +20,10 @@ directory"), read back by `kplug predict` and `kplug evaluate`. The fields:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +63,26 @@ def inference_metadata(
         "tokenizer": tokenizer,
         "preprocessing": _jsonable(extras.get("preprocessing", {})),
     }
+
+
+@contextlib.contextmanager
+def without_compile_config(model: Any) -> Iterator[None]:
+    """Save `model` without its compile configuration when it is a Keras or keras-hub
+    model class, so that `keras.saving.load_model` rebuilds it in a process without kplug:
+    the compile configuration names kplug's schedule, losses and metrics, which only a
+    process that imported kplug can rebuild. The weights (the optimizer's variables too)
+    are saved as before; training continues from `checkpoints/`, and `kplug evaluate`
+    compiles the model with the run's own loss and metrics. A custom model class (the
+    GAN) needs its plugin to load anyway and keeps its compile configuration."""
+    package = type(model).__module__.split(".")[0]
+    if package not in ("keras", "keras_hub") or not getattr(model, "compiled", False):
+        yield
+        return
+    model.compiled = False  # Model.get_compile_config() returns None
+    try:
+        yield
+    finally:
+        model.compiled = True
 
 
 def model_inputs(model: Any) -> dict[str, Any]:

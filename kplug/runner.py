@@ -24,6 +24,7 @@ from typing import Any
 
 from kplug import phases, splits
 from kplug.components import Data
+from kplug.console import progress_verbosity
 from kplug.context import RunContext
 from kplug.errors import DataError, KplugError, RunError, RunInterrupted
 from kplug.initialize import initialize_from
@@ -288,7 +289,9 @@ def callbacks(ctx: RunContext, objective: Any) -> tuple[list[Any], Any]:
             )
         )
     if train.tensorboard:
-        out.append(keras.callbacks.TensorBoard(log_dir=str(ctx.directory / "tensorboard")))
+        from kplug.tracking import tensorboard_callbacks
+
+        out.extend(tensorboard_callbacks(ctx))
     out.extend(ctx.build(section) for section in ctx.recipe.callbacks)
     out.extend(_checkpoint_callbacks(ctx))  # last: they see every other callback's logs
     return out, timing
@@ -315,7 +318,7 @@ def fit(ctx: RunContext, objective: Any) -> tuple[dict[str, list[float]], Any]:
             steps_per_epoch=steps_per_epoch or recipe.train.steps_per_epoch,
             validation_steps=recipe.train.validation_steps,
             callbacks=cbs,
-            verbose=recipe.train.verbose,
+            verbose=progress_verbosity(recipe.train.verbose),
             shuffle=recipe.data.options.shuffle,
             seed=recipe.seed,
             **position,
@@ -477,9 +480,12 @@ def write_report(ctx: RunContext, metrics: dict[str, Any]) -> None:
 
 def save_model(model: Any, directory: RunDirectory, name: str) -> Path:
     """Save a Keras model atomically (a temporary `.keras` file renamed into place)."""
+    from kplug.inference import without_compile_config
+
     temporary = directory.temporary_path(name)
     try:
-        model.save(temporary)
+        with without_compile_config(model):
+            model.save(temporary)
     except BaseException:
         with contextlib.suppress(OSError):
             temporary.unlink()

@@ -104,12 +104,18 @@ def _finish(process: subprocess.Popen) -> tuple[int, str, str]:
 
 
 def _weights_and_steps(model_path: Path) -> tuple[list[np.ndarray], int]:
+    import io
+    import zipfile
+
+    import h5py
     import keras
 
-    import kplug.schedules  # noqa: F401  (registers the learning-rate schedule class)
-
-    model = keras.saving.load_model(model_path)
-    return model.get_weights(), int(model.optimizer.iterations)
+    model = keras.saving.load_model(model_path)  # plain Keras: no compile configuration
+    # The optimizer's variables are still saved; its first is the step counter.
+    with zipfile.ZipFile(model_path) as archive:
+        weights = h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r")
+        steps = int(weights["optimizer/vars/0"][()])
+    return model.get_weights(), steps
 
 
 def _history(run_dir: Path) -> list[dict[str, float]]:

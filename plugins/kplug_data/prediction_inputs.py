@@ -91,13 +91,15 @@ def _files(paths: list[Path], dataset: str) -> list[Path]:
 
 
 def _array_rows(file: Path, shape: tuple[int, ...]) -> list[np.ndarray]:
+    if file.stat().st_size == 0:
+        raise kplug.DataError(f"{file} is empty; give at least one example.")
     try:
         if file.suffix.lower() == ".npy":
             array = np.load(file, allow_pickle=False)
         else:
             array = np.loadtxt(file, delimiter=",", dtype=np.float32, ndmin=2)
-    except ValueError as error:
-        raise kplug.DataError(f"{file}: not a numeric array ({error}).") from None
+    except (ValueError, EOFError, OSError) as error:
+        raise kplug.DataError(f"{file}: not a readable numeric array ({error}).") from None
     if array.size == 0:
         raise kplug.DataError(f"{file} is empty; give at least one example.")
     size = int(np.prod(shape))
