@@ -10,6 +10,7 @@ import shutil
 import numpy as np
 import pytest
 
+import kplug
 from kplug import load_recipe, testing
 from kplug.cli import main
 from kplug.runner import run
@@ -166,3 +167,42 @@ def test_models_load_in_plain_keras_without_kplug(cnn_run, digits_run, tmp_path)
         x = np.random.default_rng(0).random(shape, dtype=np.float32)
         cases.append((path, x, load_model(path, compile=False).predict(x, verbose=0)))
     testing.assert_loads_without_kplug(cases, tmp_path)
+
+
+class ZerosInputs:
+    """A throwaway plugin: one all-zero image as the input of mnist runs."""
+
+    @kplug.hookimpl
+    def prediction_inputs(self, dataset, inference):
+        if dataset != "mnist":
+            return None
+        spec = kplug.DataSpec(input_shape=(28, 28, 1), num_classes=10,
+                              class_names=inference["class_names"])  # fmt: skip
+        x = np.zeros((1, 28, 28, 1), np.float32)
+        return kplug.Data(train=(x, None), spec=spec, report={"inputs": ["zeros"]})
+
+
+class ZerosRows(ZerosInputs):
+    """... and rows of its own for classification runs."""
+
+    @kplug.hookimpl
+    def prediction_rows(self, objective, model, inputs):
+        if objective != "classification":
+            return None
+        scores = model.predict(inputs.train[0], verbose=0)
+        return [{"input": name, "score_sum": round(float(s.sum()), 3)}
+                for name, s in zip(inputs.report["inputs"], scores, strict=True)]  # fmt: skip
+
+
+def test_hook_prediction_inputs_reads_a_plugins_inputs(cnn_run, tmp_path, capsys):
+    with testing.registered(ZerosInputs(), "zeros"):
+        assert main(["predict", str(cnn_run.directory), str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "input,class,probability,top_k" and lines[1].startswith("zeros,")
+    assert len(lines) == 2
+
+
+def test_hook_prediction_rows_replaces_class_rows(cnn_run, tmp_path, capsys):
+    with testing.registered(ZerosRows(), "zeros"):
+        assert main(["predict", str(cnn_run.directory), str(tmp_path)]) == 0
+    assert capsys.readouterr().out.splitlines() == ["input,score_sum", "zeros,1.0"]
