@@ -5,13 +5,16 @@ inputs, and model.keras loading in a process without kplug."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 import kplug
-from kplug import load_recipe, testing
+from kplug import testing
 from kplug.cli import main
 from kplug.runner import run
 
@@ -20,10 +23,15 @@ LIMIT = ["data.limit=64", "data.batch_size=16"]
 
 @pytest.fixture(scope="module")
 def cnn_run(tmp_path_factory):
+    """The shipped CNN recipe, smoke-sized, run by the `kplug` command with its output
+    piped (as to a log file)."""
     root = tmp_path_factory.mktemp("cnn")
-    recipe = load_recipe("recipes/mnist_cnn.yaml", [*LIMIT, "model.filters=[4, 8]",
-                                                    "model.dense_units=8"])  # fmt: skip
-    return run(recipe, runs_root=root, smoke=True, argv=["test"])
+    small = ["model.filters=[4, 8]", "model.dense_units=8"]
+    result = testing.cli("run", "recipes/mnist_cnn.yaml", "--smoke", *LIMIT, *small,
+                         "--runs-dir", str(root))  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    directory = Path(result.stdout.strip().splitlines()[-1])
+    return SimpleNamespace(directory=directory, output=result.stdout + result.stderr)
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +59,20 @@ def mnist_images(folder, count=4):
     for i, row in enumerate(table):
         Image.fromarray(row[:-1].reshape(28, 28)).save(folder / f"digit{i}.png")
     return table[:, :-1].reshape(-1, 28, 28, 1), table[:, -1]
+
+
+def test_piped_output_has_no_escape_codes_and_no_tensorflow_log_lines(cnn_run):
+    output = cnn_run.output
+    assert "\x1b" not in output
+    native = [
+        line
+        for line in output.splitlines()
+        if re.match(r"[IWEF]\d{4} ", line) or "absl::" in line or "oneDNN" in line
+    ]
+    assert not native, native
+    epochs = [line for line in output.splitlines() if re.match(r"\d+/\d+ - .*loss", line)]
+    assert len(epochs) == 1, output  # one plain line for the one smoke epoch
+    assert "kplug: stage fit" in output
 
 
 def test_a_run_writes_inference_json_curves_and_report(cnn_run):
