@@ -57,7 +57,7 @@ hookimpl = pluggy.HookimplMarker("kplug")
 # Public name -> (module, name there), imported on first use: these modules import NumPy
 # or the run pipeline, which `kplug list` must not pay for.
 _LAZY = {
-    "BASE_LAYERS_KEY": ("kplug.phases", "BASE_LAYERS_KEY"),
+    "BASE_LAYERS_KEY": ("kplug.training.phases", "BASE_LAYERS_KEY"),
     "RunDirectory": ("kplug.rundir", "RunDirectory"),
     "RunResult": ("kplug.runner", "RunResult"),
     "SMOKE_STEPS": ("kplug.runner", "SMOKE_STEPS"),
@@ -68,13 +68,13 @@ _LAZY = {
     "default_runs_root": ("kplug.rundir", "default_runs_root"),
     "format_table": ("kplug.cli.common", "table"),
     "is_array_split": ("kplug.splits", "is_arrays"),
-    "latest_completed_run": ("kplug.initialize", "latest_completed_run"),
+    "latest_completed_run": ("kplug.training.initialize", "latest_completed_run"),
     "library_versions": ("kplug.runner", "versions"),
     "load_model": ("kplug.models", "load_model"),
     "loaded_registry": ("kplug.plugins", "registry"),
     "plugin_manager": ("kplug.plugins", "plugin_manager"),
     "recipe_from_args": ("kplug.cli.common", "load"),
-    "resolve_init_path": ("kplug.initialize", "resolve_init_path"),
+    "resolve_init_path": ("kplug.training.initialize", "resolve_init_path"),
     "run_objective": ("kplug.rundir", "run_objective"),
     "save_model": ("kplug.runner", "save_model"),
     "select_examples": ("kplug.splits", "select"),

@@ -18,14 +18,14 @@ from pydantic import BaseModel, ValidationError
 from kplug import yamlio
 from kplug.config import Config, component_kind, component_kind_is_list
 from kplug.errors import RecipeError, UnknownComponentError, unknown_name_message
-from kplug.options import (
+from kplug.registry import BACKENDS, Registry
+from kplug.training.options import (
     RUN_NAME_PATTERN,
     DataOptions,
     ModelOptions,
     OptimizerOptions,
     TrainOptions,
 )
-from kplug.registry import BACKENDS, Registry
 
 # Sections naming one component: section -> (component kind, core options model).
 COMPONENT_SECTIONS: dict[str, tuple[str, type[Config] | None]] = {

@@ -22,14 +22,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from kplug import phases, splits
+from kplug import splits
 from kplug.components import Data
 from kplug.context import RunContext
 from kplug.errors import DataError, KplugError, RunError, RunInterrupted
-from kplug.initialize import initialize_from
 from kplug.recipe import Recipe
 from kplug.registry import Registry
 from kplug.rundir import RunDirectory, default_runs_root, utc_now
+from kplug.training import phases
+from kplug.training.initialize import initialize_from
 
 log = logging.getLogger("kplug")
 
@@ -248,7 +249,7 @@ def build_network(ctx: RunContext) -> Any:
         return ctx.build(ctx.recipe.model)
     import keras
 
-    from kplug.remat import bind_keyword_arguments, outermost_only
+    from kplug.training.remat import bind_keyword_arguments, outermost_only
 
     bind_keyword_arguments()
     with keras.RematScope(mode="full" if remat is True else remat):
@@ -263,7 +264,7 @@ def callbacks(ctx: RunContext, objective: Any) -> tuple[list[Any], Any]:
     the objective's and the recipe's plugin callbacks; also returns the timing callback."""
     import keras
 
-    from kplug.callbacks import EpochLog, Timing
+    from kplug.training.callbacks import EpochLog, Timing
 
     train = ctx.recipe.train
     timing = Timing()
@@ -291,8 +292,8 @@ def callbacks(ctx: RunContext, objective: Any) -> tuple[list[Any], Any]:
 
 def fit(ctx: RunContext, objective: Any) -> tuple[dict[str, list[float]], Any]:
     """Fit the recipe's epochs; a resumed run continues at its checkpoint's exact step."""
-    from kplug.resume import fit_remaining
-    from kplug.step_checkpoint import StepCheckpoint
+    from kplug.training.resume import fit_remaining
+    from kplug.training.step_checkpoint import StepCheckpoint
 
     recipe = ctx.recipe
     cbs, timing = callbacks(ctx, objective)
@@ -336,8 +337,8 @@ def fit(ctx: RunContext, objective: Any) -> tuple[dict[str, list[float]], Any]:
 
 def _checkpoint_callbacks(ctx: RunContext) -> list[Any]:
     """The NaN stop, then the step checkpoints (so no diverged state is saved)."""
-    from kplug.callbacks import StopOnNonFinite
-    from kplug.step_checkpoint import StepCheckpoint
+    from kplug.training.callbacks import StopOnNonFinite
+    from kplug.training.step_checkpoint import StepCheckpoint
 
     train, resume_from = ctx.recipe.train, ctx.resume_from
     checkpoint = StepCheckpoint(
@@ -378,8 +379,8 @@ def divergence_hints(recipe: Recipe) -> tuple[str, ...]:
 
 def preflight(ctx: RunContext, *, parameters: int | None) -> None:
     """Writable run directory with room for two checkpoints; before data, then exact."""
-    from kplug.checkpoints import preflight as check
     from kplug.plan import OPTIMIZER_SLOTS
+    from kplug.training.checkpoints import preflight as check
 
     if not ctx.strategy.is_chief:
         return
@@ -400,7 +401,7 @@ def _estimated_parameters(ctx: RunContext) -> int | None:
 
 
 def _open_for_resume(ctx: RunContext, path: str | os.PathLike) -> RunDirectory:
-    from kplug.resume import history_csv, open_for_resume
+    from kplug.training.resume import history_csv, open_for_resume
 
     if not ctx.strategy.is_chief or ctx.strategy.training_loop != "fit":
         raise RunError(
