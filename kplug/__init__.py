@@ -78,7 +78,8 @@ _LAZY = {
     "run_objective": ("kplug.rundir", "run_objective"),
     "save_model": ("kplug.runner", "save_model"),
     "select_examples": ("kplug.splits", "select"),
-    "use_backend": ("kplug.runner", "use_backend"),
+    "set_up": ("kplug.stages", "set_up"),
+    "use_backend": ("kplug.stages", "use_backend"),
     "utc_now": ("kplug.rundir", "utc_now"),
 }
 

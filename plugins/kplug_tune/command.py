@@ -65,9 +65,8 @@ def configure(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
 
 
 def handle(args: argparse.Namespace) -> int:
-    from kplug import RunContext, use_backend
-    from kplug import loaded_registry as registry
     from kplug import recipe_from_args as load
+    from kplug import set_up
     from kplug_tune.search import WORKERS_STATE, role
     from kplug_tune.workers import LocalWorkers
 
@@ -87,9 +86,8 @@ def handle(args: argparse.Namespace) -> int:
             "KERASTUNER_TUNER_ID, KERASTUNER_ORACLE_IP and KERASTUNER_ORACLE_PORT, or set them "
             "without --workers to join a cluster (docs/tuning.md)."
         )
-    use_backend(recipe.backend)
-    ctx = RunContext(recipe, registry(), smoke=args.smoke, argv=list(sys.argv),
-                     trust_model=args.trust_model)  # fmt: skip
+    ctx = set_up(recipe, strategy=False, smoke=args.smoke, argv=list(sys.argv),
+                 trust_model=args.trust_model)  # fmt: skip
     searcher = ctx.build(recipe.search)
     directory = ctx.directory = tune_directory(args, recipe, where)
     if where == "worker":
