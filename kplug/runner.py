@@ -73,7 +73,7 @@ def run(
         argv: the command line, recorded in the manifest.
         registry: the component registry; the loaded plugins' by default.
         resume: a run directory to continue from its newest valid checkpoint, at the exact
-            step (`kplug resume`); the recipe may change only what `kplug.resume` allows.
+            step (`kplug resume`); the recipe may change only what `kplug.training.resume` allows.
         trust_model: load saved models that need unsafe deserialization (Lambda layers) or
             are legacy `.h5` files (`--trust-model`); refused by default.
     """
@@ -268,7 +268,7 @@ def fit(ctx: RunContext, objective: Any) -> tuple[dict[str, list[float]], Any]:
                              epochs=last_epoch, model=ctx.model)  # fmt: skip
 
     with signals or contextlib.nullcontext():
-        # `model.freeze` / `train.phases` (kplug/phases.py); otherwise one plain fit.
+        # `model.freeze` / `train.phases` (kplug/training/phases.py); otherwise one plain fit.
         history = phases.fit_in_phases(ctx, objective, fit_phase, cbs)
     return history, timing
 
