@@ -46,7 +46,7 @@ def predict(
     what the objective's `prediction_rows` hook gives (generated text)."""
     from kplug.models import load_model
     from kplug.plugins import plugin_manager, registry
-    from kplug.runner import use_backend
+    from kplug.stages import use_backend
 
     run_dir = finished_run(run_dir, "kplug predict")
     inference = read_inference(run_dir)
@@ -169,7 +169,7 @@ def evaluate(
     from kplug.models import load_model
     from kplug.plugins import registry
     from kplug.rundir import RunDirectory, utc_now
-    from kplug.runner import load_data, use_backend
+    from kplug.stages import load_data, use_backend
 
     run_dir = finished_run(run_dir, "kplug evaluate")
     inference = read_inference(run_dir)
