@@ -11,8 +11,20 @@ from collections.abc import Sequence
 
 from kplug.errors import KplugError
 
-CORE_COMMANDS = ("run", "resume", "validate", "plan", "data", "listing", "describe", "plugins_cmd",
-                 "predict", "evaluate", "compare", "recipes")
+CORE_COMMANDS = (
+    "run",
+    "resume",
+    "validate",
+    "plan",
+    "data",
+    "listing",
+    "describe",
+    "plugins_cmd",
+    "predict",
+    "evaluate",
+    "compare",
+    "recipes",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
