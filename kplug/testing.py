@@ -158,3 +158,22 @@ def assert_loads_without_kplug(
     for i, (path, _, expected) in enumerate(cases):
         np.testing.assert_allclose(got[f"y{i}"], np.asarray(expected), atol=atol,
                                    err_msg=str(path))  # fmt: skip
+
+
+def saved_optimizer_steps(model_path: str | os.PathLike) -> int:
+    """The optimizer's step counter saved in a run's `model.keras`: kplug saves Keras and
+    keras-hub models without their compile configuration (so plain Keras loads them), so
+    a loaded model has no optimizer; its variables are still in the file, the counter
+    first."""
+    import io
+    import zipfile
+
+    import h5py
+
+    path = Path(model_path)
+    path = path / "model.keras" if path.is_dir() else path
+    with (
+        zipfile.ZipFile(path) as archive,
+        h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r") as weights,
+    ):
+        return int(weights["optimizer/vars/0"][()])

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from kplug import testing
 from kplug.cli import main
 
 pytestmark = pytest.mark.xdist_group("resume")
@@ -104,18 +105,10 @@ def _finish(process: subprocess.Popen) -> tuple[int, str, str]:
 
 
 def _weights_and_steps(model_path: Path) -> tuple[list[np.ndarray], int]:
-    import io
-    import zipfile
-
-    import h5py
     import keras
 
     model = keras.saving.load_model(model_path)  # plain Keras: no compile configuration
-    # The optimizer's variables are still saved; its first is the step counter.
-    with zipfile.ZipFile(model_path) as archive:
-        weights = h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r")
-        steps = int(weights["optimizer/vars/0"][()])
-    return model.get_weights(), steps
+    return model.get_weights(), testing.saved_optimizer_steps(model_path)
 
 
 def _history(run_dir: Path) -> list[dict[str, float]]:
