@@ -98,7 +98,7 @@ def build_application(backbone: str, config: ApplicationHeadConfig, ctx: kplug.R
     import keras
     from keras import layers
 
-    from kplug_vision.backbone_preprocess import BackbonePreprocess
+    from kplug_vision.backbone_preprocess import standard_preprocess
 
     spec = ctx.spec
     height, width, channels = _image_shape(spec.input_shape, name)
@@ -114,7 +114,8 @@ def build_application(backbone: str, config: ApplicationHeadConfig, ctx: kplug.R
         x = layers.Concatenate(axis=-1, name="to_rgb")([x, x, x])
     if (height, width) != (size, size):
         x = layers.Resizing(size, size, name="resize")(x)
-    x = BackbonePreprocess(backbone, input_scale=config.input_scale, name="preprocess")(x)
+    # A standard layer (not BackbonePreprocess), so model.keras loads in plain Keras.
+    x = standard_preprocess(backbone, config.input_scale, name="preprocess")(x)
 
     # === Backbone ===
     base = backbone_model(backbone, config.weights, (size, size, 3))
@@ -134,7 +135,7 @@ def build_application(backbone: str, config: ApplicationHeadConfig, ctx: kplug.R
         x = layers.Dropout(config.dropout, name="dropout")(x)
     x = layers.Dense(spec.num_classes, name="logits")(x)
     outputs = layers.Activation(config.output_activation, dtype="float32", name="probabilities")(x)
-    ctx.state[BASE_LAYERS_KEY] = ["base"]
+    ctx.state[BASE_LAYERS_KEY] = ["preprocess", "base"]  # frozen with the backbone it feeds
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -190,6 +191,10 @@ def _weights_error(backbone: str, weights: str | None, shape: tuple, error: Exce
 VGG16_BASE_PARAMETERS = 14_714_688  # keras.applications.VGG16(include_top=False)
 
 
+# The frozen 1x1 convolution that holds the backbone's input preprocessing.
+PREPROCESS_PARAMETERS = 3 * 3 + 3
+
+
 def estimate_vgg16(config: VGG16Config, facts: dict) -> dict:
     """The exact parameter count from the input shape, without building (`kplug plan`)."""
     shape, classes = facts.get("input_shape"), facts.get("num_classes")
@@ -200,7 +205,7 @@ def estimate_vgg16(config: VGG16Config, facts: dict) -> dict:
     for _ in range(5):  # five 2x2 max-poolings
         side //= 2
     features = side * side * 512 if config.pooling == "flatten" else 512
-    params = VGG16_BASE_PARAMETERS
+    params = VGG16_BASE_PARAMETERS + PREPROCESS_PARAMETERS
     units = config.dense_units
     for width in [units] if isinstance(units, int) else units:
         params += features * width + width

@@ -61,8 +61,13 @@ def test_vgg16_from_a_weights_file_freezes_the_base_and_phase_two_trains_block5(
     assert "base/block4_conv3" in second["frozen_layers"]
     assert second["learning_rate"] == pytest.approx(1e-4)
     kinds = [type(layer).__name__ for layer in model.layers[1:]]
-    assert kinds == ["Concatenate", "Resizing", "BackbonePreprocess", "Functional", "Flatten",
+    assert kinds == ["Concatenate", "Resizing", "Conv2D", "Functional", "Flatten",
                      "Dense", "Dense", "Activation"]  # fmt: skip
+    # Only standard layers: plain Keras loads the model, the preprocessing included.
+    x = np.random.default_rng(0).random((2, 28, 28, 1), dtype=np.float32)
+    path = result.directory / "model.keras"
+    expected = load_model(path, compile=False).predict(x, verbose=0)
+    testing.assert_loads_without_kplug([(path, x, expected)], tmp_path)
 
 
 def test_imagenet_without_network_or_cache_names_the_cache_and_the_alternative(tmp_path):
@@ -120,6 +125,18 @@ def test_backbone_preprocess_is_the_applications_own():
         expected = getattr(keras.applications, module).preprocess_input(x * 255.0)
         got = BackbonePreprocess(backbone, input_scale=1.0)(x)
         np.testing.assert_allclose(keras.ops.convert_to_numpy(got), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("backbone", ["VGG16", "MobileNetV2", "EfficientNetB0", "ResNet50V2"])
+@pytest.mark.parametrize("input_scale", [1.0, 255.0])
+def test_standard_preprocess_equals_the_applications_own(backbone, input_scale):
+    import keras
+    from kplug_vision.backbone_preprocess import preprocess_function, standard_preprocess
+
+    x = np.random.default_rng(0).random((2, 4, 4, 3)).astype("float32") * input_scale
+    expected = preprocess_function(backbone)(x * (255.0 / input_scale))
+    got = keras.ops.convert_to_numpy(standard_preprocess(backbone, input_scale)(x))
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)
 
 
 def test_augmentation_is_active_in_training_only():
