@@ -86,8 +86,11 @@ def without_compile_config(model: Any) -> Iterator[None]:
 
 
 def model_inputs(model: Any) -> dict[str, Any]:
-    """Name -> {shape, dtype} of each input of a Keras model."""
-    inputs = model.inputs if isinstance(model.inputs, list) else [model.inputs]
+    """Name -> {shape, dtype} of each input of a Keras model; a subclassed model that was
+    never called on symbolic inputs (the GAN) has none: its generator's, if it has one."""
+    model = getattr(model, "generator", model)
+    inputs = getattr(model, "inputs", None) or []
+    inputs = inputs if isinstance(inputs, list) else [inputs]
     return {
         getattr(t, "name", f"input_{i}").split(":")[0]: {
             "shape": _list(tuple(t.shape)[1:]),

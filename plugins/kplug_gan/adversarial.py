@@ -20,6 +20,8 @@ from kplug_gan.gan import ADVERSARIAL_STATE
 
 SPLITS = ("train", "validation", "test")
 SCORER_FILE = "scorer.keras"
+GENERATOR_FILE = "generator.keras"
+DISCRIMINATOR_FILE = "discriminator.keras"
 # Fixed, so that the in-process scorer (hence the score) does not change with the GAN's
 # own data.batch_size.
 SCORER_BATCH = 64
@@ -177,9 +179,11 @@ class Adversarial(kplug.Objective):
         return self._scorer
 
     def report(self, model: Any, data: kplug.Data, ctx: kplug.RunContext) -> dict[str, Any]:
-        """The final samples' score, and the same figures for real test images."""
+        """The final samples' score, and the same figures for real test images; saves the
+        generator and the discriminator on their own (after fit, before model.keras)."""
         from kplug_gan.quality import score, to_unit
 
+        self._save_networks(model, ctx)
         scorer = self.scorer(ctx)
         if scorer is None:
             return {}
@@ -197,6 +201,16 @@ class Adversarial(kplug.Objective):
         ctx.log.info("generated samples: confidence %.3f, class entropy %.3f nats",
                      samples["confidence"], samples["class_entropy"])  # fmt: skip
         return {"gan": out}
+
+    def _save_networks(self, model: Any, ctx: kplug.RunContext) -> None:
+        """generator.keras and discriminator.keras: plain functional Keras models (no kplug
+        class), which `keras.saving.load_model` loads without kplug; the generator holds the
+        averaged weights when `generator_ema` is on, as model.keras does."""
+        from kplug import save_model
+
+        if ctx.strategy.is_chief:
+            save_model(model.generator, ctx.directory, GENERATOR_FILE)
+            save_model(model.discriminator, ctx.directory, DISCRIMINATOR_FILE)
 
     def _score_samples(self, ctx: kplug.RunContext) -> int:
         return min(self.config.score_samples, 128) if ctx.smoke else self.config.score_samples

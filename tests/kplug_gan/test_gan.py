@@ -81,6 +81,20 @@ def test_the_saved_gan_loads_safely_with_both_optimizers(gan_run):
     assert images.shape == (3, 28, 28, 1) and np.abs(images).max() <= 1.0
 
 
+def test_generator_and_discriminator_load_in_plain_keras(gan_run, tmp_path):
+    from kplug.models import load_model
+
+    gan = load_model(gan_run.directory / "model.keras", compile=False)
+    noise = np.random.default_rng(0).standard_normal((3, 100)).astype("float32")
+    images = gan.generator.predict(noise, verbose=0)
+    testing.assert_loads_without_kplug(
+        [(gan_run.directory / "generator.keras", noise, images),
+         (gan_run.directory / "discriminator.keras", images,
+          gan.discriminator.predict(images, verbose=0))],
+        tmp_path,
+    )  # fmt: skip
+
+
 def test_a_train_step_updates_each_network_with_its_own_optimizer():
     import keras
     from kplug_gan.gan_model import GAN
