@@ -36,7 +36,8 @@ from kplug.stages import (
     use_backend,  # noqa: F401  (as load_data)
 )
 from kplug.training.initialize import initialize_from
-from kplug.training.results import evaluate, final_metrics, save_model
+from kplug.training.models import save_model
+from kplug.training.results import evaluate, final_metrics
 from kplug.training.resume import resume_run
 from kplug.training.trainer import (
     Trainer,

@@ -10,7 +10,7 @@ import pytest
 
 from kplug import RecipeError, testing
 from kplug.cli import main
-from kplug.models import load_model
+from kplug.training.models import load_model
 
 BASE = {
     "data": {"name": "digits", "batch_size": 32, "limit": 256},

@@ -1,16 +1,13 @@
-"""After the fit: evaluation on a split, the run's final metrics, the saved model."""
+"""After the fit: evaluation on a split and the run's final metrics."""
 
 from __future__ import annotations
 
-import contextlib
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kplug import splits
 
 if TYPE_CHECKING:
     from kplug.context import RunContext
-    from kplug.rundir import RunDirectory
     from kplug.training.callbacks import Timing
 
 
@@ -43,18 +40,6 @@ def final_metrics(
     }
     out.update(extra)
     return out
-
-
-def save_model(model: Any, directory: RunDirectory, name: str) -> Path:
-    """Save a Keras model atomically (a temporary `.keras` file renamed into place)."""
-    temporary = directory.temporary_path(name)
-    try:
-        model.save(temporary)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
-        raise
-    return directory.commit(temporary, name)
 
 
 def _num(value: Any) -> Any:

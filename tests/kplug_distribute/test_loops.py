@@ -10,7 +10,7 @@ import pytest
 
 import kplug
 from kplug import testing
-from kplug.models import load_model
+from kplug.training.models import load_model
 
 RECIPE = {
     "data": {"name": "digits", "batch_size": 32, "limit": 128, "validation_split": 0.25},
