@@ -50,6 +50,7 @@ class Trainer:
         self.objective = objective
         self.timing = Timing()
         self.resume_point: Checkpoint | None = ctx.resume_from
+        self.stop_on_non_finite, self.checkpoint = self.checkpoint_callbacks()
         self.callbacks = self.build_callbacks()
         self.history: History = {}
         self.phase_reports: list[dict[str, Any]] = []
@@ -85,17 +86,18 @@ class Trainer:
         if ctx.strategy is None or ctx.strategy.is_chief:
             # append: a resumed run continues the file (rewritten from its checkpoint's history)
             out.append(MetricsCSV(str(ctx.directory / "metrics.csv"), append=True))
-        out.extend(self.checkpoint_callbacks())
+        out.extend((self.stop_on_non_finite, self.checkpoint))
         return out
 
-    def checkpoint_callbacks(self) -> list[Any]:
-        """The NaN stop, then the step checkpoints (so no diverged state is saved)."""
+    def checkpoint_callbacks(self) -> tuple[Any, Any]:
+        """The NaN stop and the step checkpoints, in the order they run (so no diverged
+        state is saved)."""
         from kplug.training.callbacks import StopOnNonFinite
         from kplug.training.step_checkpoint import StepCheckpoint
 
         ctx, resume_from = self.ctx, self.ctx.resume_from
         train = ctx.recipe.train
-        self.checkpoint = StepCheckpoint(
+        checkpoint = StepCheckpoint(
             ctx.directory.path,
             steps_per_epoch=resume_from.steps_per_epoch if resume_from else ctx.steps_per_epoch(),
             every=train.checkpoint_every,
@@ -104,7 +106,7 @@ class Trainer:
         )
         first_step = resume_from.global_step if resume_from else 0
         stop = StopOnNonFinite(first_step, divergence_hints(ctx.recipe), ctx.directory.path)
-        return [stop, self.checkpoint]
+        return stop, checkpoint
 
     # === Fit ===
 
