@@ -46,7 +46,8 @@ TOP_LEVEL = (*SCALARS, *COMPONENT_SECTIONS, *CORE_SECTIONS, *LIST_SECTIONS, "sea
 REQUIRED = ("data", "model", "objective")
 DEFAULT_SECTIONS = {"strategy": {"name": "default"}}
 
-Origin = str  # "file:line" or "command line"
+Origin = str  # "file:line" or "command line: key=value"
+COMMAND_LINE = "command line: "
 
 
 @dataclass(frozen=True)
@@ -312,6 +313,7 @@ def apply_overrides(
         op, path, value = parse_override(text)
         if path[0] == "extends":
             raise RecipeError(f"override {text!r}: `extends` can only be set in the recipe file.")
+        path = _dotted_keys(data, path)
         parent = data
         for depth, part in enumerate(path[:-1]):
             child = _child(parent, part, text, path[: depth + 1], create=op == "set")
@@ -348,12 +350,30 @@ def apply_overrides(
         for key in [k for k in origins if k[: len(path)] == path]:
             del origins[key]
         for n in range(1, len(path) + 1):  # keys this override created come from it too
-            origins.setdefault(path[:n], f"command line ({text})")
-        origins[path] = f"command line ({text})"
+            origins.setdefault(path[:n], COMMAND_LINE + text)
+        origins[path] = COMMAND_LINE + text
     return data
 
 
+def _dotted_keys(data: dict, path: tuple) -> tuple:
+    """`path` with the parts that name one dotted key joined: in a mapping whose keys are
+    recipe keys (`search.space: {optimizer.learning_rate: [...]}`), the rest of the
+    override's key is one key when that key exists or the mapping's keys have dots."""
+    parent: Any = data
+    for depth, part in enumerate(path[:-1]):
+        if not isinstance(parent, dict):
+            break
+        rest = ".".join(map(str, path[depth:]))
+        if rest in parent or any("." in str(key) for key in parent):
+            return (*path[:depth], rest)
+        parent = parent.get(part) if not isinstance(part, int) else None
+    return path
+
+
 def _child(parent: Any, part: str | int, text: str, path: tuple, *, create: bool) -> Any:
+    listed = isinstance(parent, list) and isinstance(part, int) and part < len(parent)
+    if listed and isinstance(parent[part], str):  # a component by bare name takes parameters
+        parent[part] = {"name": parent[part]}
     if isinstance(parent, dict):
         if part not in parent:
             if not create:
@@ -400,6 +420,12 @@ class _Problems:
             if origin:
                 break
         where = origin or self.source
+        # A section's own check (a model validator) of a value set on the command line.
+        if not where.startswith(COMMAND_LINE):
+            under = [o for k, o in self.origins.items() if k[: len(path)] == path]
+            overrides = sorted({o for o in under if o.startswith(COMMAND_LINE)})
+            if overrides:
+                where = f"{', '.join(overrides)} (section at {where})"
         key = f" {yamlio.dotted(path)}:" if path else ""
         self.items.append(f"{where}:{key} {message}")
 
@@ -665,6 +691,15 @@ def _validate_config(
                 message = f"required by {what} but missing"
             else:
                 got = item.get("input")
-                message = f"{item['msg']} (got {got!r})" if got is not None else item["msg"]
+                text = _without_pydantic_prefix(item)
+                message = f"{text} (got {got!r})" if got is not None and loc != path else text
             problems.add(loc, message)
         return None
+
+
+def _without_pydantic_prefix(item: Mapping[str, Any]) -> str:
+    """A validator's own message, without pydantic's "Value error, " in front."""
+    error = item.get("ctx", {}).get("error")
+    if item["type"] in ("value_error", "assertion_error") and error is not None:
+        return str(error)
+    return item["msg"]

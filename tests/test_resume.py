@@ -147,7 +147,7 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(site, tmp_pa
     # One row per epoch, none repeated or missing, with the uninterrupted run's figures:
     # the resumed epoch's means include the batches trained before the kill.
     history, expected_history = _history(run_dir), _history(reference_dir)
-    assert [row["epoch"] for row in history] == [0.0, 1.0, 2.0]
+    assert [row["epoch"] for row in history] == [1.0, 2.0, 3.0]
     for row, want in zip(history, expected_history, strict=True):
         assert row.keys() == want.keys()
         assert all(abs(row[k] - want[k]) <= 1e-6 for k in row), (row, want)
@@ -176,7 +176,7 @@ def test_sigterm_saves_a_checkpoint_marks_the_run_interrupted_and_resume_complet
     assert main(["resume", str(run_dir), "callbacks=[]"]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1] == str(run_dir)
     assert json.loads((run_dir / "manifest.json").read_text())["status"] == "completed"
-    assert [row["epoch"] for row in _history(run_dir)] == [0.0, 1.0, 2.0]
+    assert [row["epoch"] for row in _history(run_dir)] == [1.0, 2.0, 3.0]
     assert _weights_and_steps(run_dir / "model.keras")[1] == STEPS_PER_EPOCH * EPOCHS
 
 
@@ -217,7 +217,7 @@ def test_sigkill_in_the_second_phase_then_resume_matches_an_uninterrupted_run(si
     got, _ = _weights_and_steps(run_dir / "model.keras")
     assert max(float(np.abs(a - b).max()) for a, b in zip(expected, got, strict=True)) <= 1e-6
     history, expected_history = _history(run_dir), _history(reference_dir)
-    assert [row["epoch"] for row in history] == [0.0, 1.0, 2.0]
+    assert [row["epoch"] for row in history] == [1.0, 2.0, 3.0]
     for row, want in zip(history, expected_history, strict=True):
         assert all(abs(row[k] - want[k]) <= 1e-6 for k in row), (row, want)
 
@@ -263,7 +263,7 @@ def test_resume_skips_damaged_newest_checkpoints(write, tmp_path, capsys):
     assert f"{folder / 'step-000000016.npz'} does not match its SHA-256" in err
     resume = json.loads((run_dir / "manifest.json").read_text())["resumed"][-1]
     assert resume["checkpoint"] == "step-000000012.npz" and resume["step_in_epoch"] == 2
-    assert [row["epoch"] for row in _history(run_dir)] == [0.0, 1.0, 2.0]
+    assert [row["epoch"] for row in _history(run_dir)] == [1.0, 2.0, 3.0]
     assert _weights_and_steps(run_dir / "model.keras")[1] == 30
 
 

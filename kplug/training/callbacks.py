@@ -1,4 +1,9 @@
-"""The Keras callbacks every run has: per-epoch log lines, timing, the NaN stop."""
+"""The Keras callbacks every run has: per-epoch log lines, metrics.csv, timing, the NaN stop.
+
+Epochs are numbered from 1 in both train.log (`epoch 3/10`) and metrics.csv (`epoch` 3),
+as Keras' progress bar numbers them; `phases.json` gives epoch ranges `[first, last)`
+counted from 0, as Keras' `initial_epoch` does.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +34,17 @@ class EpochLog(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         shown = " ".join(f"{k}={_fmt(v)}" for k, v in (logs or {}).items())
         log.info("epoch %d/%d: %s", epoch + 1, self.epochs, shown)
+
+
+class MetricsCSV(keras.callbacks.CSVLogger):
+    """Keras' CSVLogger with epochs numbered from 1, as in train.log.
+
+    Its columns are the keys of the first epoch's logs: put it after every callback that
+    adds keys (the recipe's `callbacks:`), so they become columns.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch + 1, logs)
 
 
 class Timing(keras.callbacks.Callback):

@@ -64,7 +64,7 @@ def initialize_from(model: Any, value: str, *, strict: bool = False, trust: bool
     Raises:
         KplugError: nothing matched, or `strict` and something did not.
     """
-    from kplug.models import load_model
+    from kplug.training.models import load_model
 
     path = resolve_init_path(value)
     source = load_model(path, trust=trust, compile=False)

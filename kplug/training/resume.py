@@ -1,5 +1,6 @@
 """Resuming a run: which recipe changes are allowed, which checkpoint to continue from,
-and the `fit` calls that finish a partly trained epoch and the rest.
+and the run directory reopened (the fit that continues at the checkpoint's step is
+`Trainer.fit_epochs`).
 
 No TensorFlow or Keras here.
 """
@@ -8,15 +9,20 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import os
 import platform
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kplug.errors import RunError
 from kplug.recipe import Recipe
-from kplug.rundir import RunDirectory
+from kplug.rundir import RunDirectory, utc_now
 from kplug.training.checkpoints import Checkpoint, newest_valid
+
+if TYPE_CHECKING:
+    from kplug.context import RunContext
+
+log = logging.getLogger("kplug")
 
 # Recipe keys whose change would make the checkpoint describe another training: the
 # model and its variables, the data and its order, the objective, or the optimizer's
@@ -67,6 +73,31 @@ def open_for_resume(path: str | os.PathLike, recipe: Recipe) -> tuple[RunDirecto
     return directory, checkpoint
 
 
+def resume_run(ctx: RunContext, path: str | os.PathLike) -> RunDirectory:
+    """Reopen the run at `path` for `ctx` (`kplug resume`): sets `ctx.resume_from`,
+    rewrites metrics.csv from the checkpoint's history, records the resume in the
+    manifest."""
+    if not ctx.strategy.is_chief or ctx.strategy.training_loop != "fit":
+        raise RunError(
+            f"--resume works with strategies that train with Keras fit in one process "
+            f"(this one: {ctx.recipe.strategy.name}); a multi-worker run resumes from its "
+            "per-epoch backup: kplug launch --restart-failed."
+        )
+    directory, ctx.resume_from = open_for_resume(path, ctx.recipe)
+    checkpoint = ctx.resume_from
+    directory.write_text("metrics.csv", history_csv(checkpoint.history))
+    manifest = directory.manifest()
+    resumes = [*manifest.get("resumed", []), {
+        "at": utc_now(), "command": ctx.argv, "checkpoint": checkpoint.path.name,
+        "epoch": checkpoint.epoch, "step_in_epoch": checkpoint.step_in_epoch,
+        "global_step": checkpoint.global_step, "pid": os.getpid(),
+    }]  # fmt: skip
+    directory.update_manifest(status="running", resumed=resumes, error=None, finished=None,
+                              pid=os.getpid(), host=platform.node())  # fmt: skip
+    log.info("resuming %s from %s", directory, checkpoint.path.name)
+    return directory
+
+
 def differences(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
     """`(dotted key, old value, new value)` for every leaf that differs."""
     if isinstance(old, dict) and isinstance(new, dict):
@@ -78,43 +109,6 @@ def differences(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, An
     return [] if old == new else [(prefix, old, new)]
 
 
-def fit_remaining(
-    checkpoint: Checkpoint | None,
-    fit_epochs: Callable[..., dict],
-    *,
-    epochs: int,
-    model: Any,
-    first_epoch: int = 0,
-) -> dict[str, list[float]]:
-    """Train epochs `first_epoch` to `epochs`, continuing from `checkpoint` (which falls
-    in that range) at its exact step.
-
-    A partly trained epoch gets its own `fit` call for its remaining batches, with the
-    data stream starting at the checkpoint's position; the later epochs get a normal one.
-
-    Args:
-        fit_epochs: `fit_epochs(initial_epoch=, epochs=, steps_per_epoch=None,
-            start_step=None)` runs the strategy's fit and returns its history.
-        model: the Keras model (its `stop_training` ends training after the first call).
-    Returns the history of the whole run, the checkpoint's completed epochs included.
-    """
-    if checkpoint is None:
-        return fit_epochs(initial_epoch=first_epoch, epochs=epochs)
-    history = checkpoint.history
-    epoch, done = checkpoint.epoch, checkpoint.step_in_epoch
-    if done:
-        steps = checkpoint.steps_per_epoch
-        part = fit_epochs(initial_epoch=epoch, epochs=epoch + 1, steps_per_epoch=steps - done,
-                          start_step=epoch * steps + done)  # fmt: skip
-        _extend(history, part)
-        epoch += 1
-        if getattr(model, "stop_training", False):
-            return history
-    if epoch < epochs:
-        _extend(history, fit_epochs(initial_epoch=epoch, epochs=epochs))
-    return history
-
-
 def history_csv(history: dict[str, list[float]]) -> str:
     """`metrics.csv` as Keras' CSVLogger writes it, for the epochs of `history`."""
     keys = sorted(history)
@@ -124,13 +118,8 @@ def history_csv(history: dict[str, list[float]]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["epoch", *keys])
     for epoch in range(max((len(v) for v in history.values()), default=0)):
-        writer.writerow([epoch, *(_at(history[k], epoch) for k in keys)])
+        writer.writerow([epoch + 1, *(_at(history[k], epoch) for k in keys)])
     return out.getvalue()
-
-
-def _extend(history: dict[str, list[float]], more: dict[str, list[float]]) -> None:
-    for key, values in more.items():
-        history.setdefault(key, []).extend(values)
 
 
 def _at(values: list[float], index: int) -> Any:

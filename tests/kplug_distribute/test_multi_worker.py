@@ -16,7 +16,7 @@ import pytest
 
 import kplug
 from kplug import testing
-from kplug.models import load_model
+from kplug.training.models import load_model
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPE = str(ROOT / "recipes" / "mnist_cnn_multiworker.yaml")
