@@ -95,12 +95,19 @@ class StopOnNonFinite(keras.callbacks.Callback):
         )
 
     def _kept(self) -> str:
-        from kplug.checkpoints import newest_valid
+        from kplug.checkpoints import newest_sane, newest_valid
 
-        newest = newest_valid(self.run_directory) if self.run_directory else None
-        if newest is None:
+        if self.run_directory is None or newest_valid(self.run_directory) is None:
             return "No checkpoint was saved before it."
-        return f"The last good checkpoint is kept: {newest.path} (step {newest.global_step})."
+        sane = newest_sane(self.run_directory)
+        if sane is None:
+            return "No checkpoint with a sane loss is left (the run diverged before the first)."
+        loss = f", loss {sane.meta['loss']:.6g}" if sane.meta.get("loss") is not None else ""
+        return (
+            f"The last checkpoint with a sane loss is kept: {sane.path} (step "
+            f"{sane.global_step}{loss}); continue from it with `kplug resume "
+            f"{self.run_directory} --from-step {sane.global_step}` and a change below."
+        )
 
 
 def _fmt(value) -> str:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -13,6 +15,10 @@ from typing import Any
 from kplug.errors import RunError
 
 MANIFEST = "manifest.json"
+# Held (flock) by the process that trains into a run directory; it holds that pid.
+LOCK = ".lock"
+
+log = logging.getLogger("kplug")
 
 
 def default_runs_root() -> Path:
@@ -38,6 +44,7 @@ class RunDirectory:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
+        self._lock_fd: int | None = None
 
     @classmethod
     def create(cls, root: str | os.PathLike, name: str) -> RunDirectory:
@@ -82,6 +89,40 @@ class RunDirectory:
             )
         return cls(p)
 
+    def lock(self) -> None:
+        """Take the run directory for this process until `unlock` (or its exit): an
+        exclusive `flock` on `RUN_DIR/.lock`, which holds this process id.
+
+        Raises:
+            RunError: another process holds it (named by its pid).
+        """
+        if self._lock_fd is not None:
+            return
+        import fcntl
+
+        fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                log.warning("cannot lock %s (%s); go on without a lock", self.path, error)
+                return
+            raise RunError(
+                f"{self.path} is in use by another kplug process (pid {holder}): two processes "
+                "must not train into one run directory. Wait for it to finish, or stop it "
+                f"(kill -TERM {holder} saves a checkpoint), then `kplug resume {self.path}`."
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor releases the flock
+            self._lock_fd = None
+
     def __truediv__(self, name: str) -> Path:
         return self.path / name
 
@@ -117,6 +158,27 @@ class RunDirectory:
         manifest.update(fields)
         self.write_json(MANIFEST, manifest)
         return manifest
+
+    def record_in_manifest(self, **fields: Any) -> None:
+        """`update_manifest` for the end of a run, which must not hide the error that ended
+        it: on a full disk the manifest is rewritten in place (truncating it frees the
+        blocks the new text needs); if even that fails, a warning says so."""
+        try:
+            self.update_manifest(**fields)
+            return
+        except OSError as error:
+            if not is_storage_error(error, self):
+                raise
+            problem = error
+        try:
+            manifest = {**self.manifest(), **fields}
+            data = json.dumps(manifest, indent=2, default=_json_default).encode("utf-8")
+            with open(self.path / MANIFEST, "r+b") as handle:
+                handle.truncate(0)
+                handle.write(data + b"\n")
+        except (OSError, ValueError) as error:
+            log.warning("cannot record %s in %s: %s (after %s)", sorted(fields),
+                        self.path / MANIFEST, error, problem)  # fmt: skip
 
     def temporary_path(self, name: str) -> Path:
         """A fresh path beside `name`, for libraries that write files themselves; rename
@@ -154,6 +216,7 @@ def write_atomically(target: Path, data: bytes) -> Path:
     crash) sees the old file or the new one, never a part."""
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600; files follow the umask
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -164,6 +227,49 @@ def write_atomically(target: Path, data: bytes) -> Path:
             os.unlink(tmp)
         raise
     return target
+
+
+# Errors of a disk that is full or cannot be written (by errno); EACCES, EPERM and EROFS
+# count only for files in the run directory.
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_UNWRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+def is_storage_error(error: OSError, directory: RunDirectory | None = None) -> bool:
+    """Whether `error` means the run directory's disk is full or cannot be written."""
+    if error.errno in _FULL:
+        return True
+    inside = directory is not None and str(error.filename or "").startswith(str(directory.path))
+    return error.errno in _UNWRITABLE and inside
+
+
+def storage_error(error: OSError, directory: RunDirectory) -> RunError:
+    """A one-paragraph error for a full or unwritable disk during a run, naming the newest
+    intact checkpoint and the way on."""
+    from kplug.checkpoints import newest_valid
+
+    where = f" ({error.filename})" if error.filename else ""
+    try:
+        newest = newest_valid(directory.path)
+    except OSError:
+        newest = None
+    kept = (
+        f"The newest checkpoint is intact: {newest.path} (step {newest.global_step}); free "
+        f"some space (or fix the permissions) and continue with `kplug resume {directory}`."
+        if newest is not None
+        else "No checkpoint was written; free some space (or fix the permissions) and run "
+        "again, or choose another place with --runs-dir or KPLUG_RUNS_DIR."
+    )
+    return RunError(
+        f"cannot write to the run directory {directory}: {error.strerror or error}{where}. {kept}"
+    )
+
+
+def current_umask() -> int:
+    """The process's umask (reading it means setting it: set it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _json_default(value: Any) -> Any:

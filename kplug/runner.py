@@ -29,7 +29,13 @@ from kplug.errors import DataError, KplugError, RunError, RunInterrupted
 from kplug.initialize import initialize_from
 from kplug.recipe import Recipe
 from kplug.registry import Registry
-from kplug.rundir import RunDirectory, default_runs_root, utc_now
+from kplug.rundir import (
+    RunDirectory,
+    default_runs_root,
+    is_storage_error,
+    storage_error,
+    utc_now,
+)
 
 log = logging.getLogger("kplug")
 
@@ -56,6 +62,7 @@ def run(
     registry: Registry | None = None,
     resume: str | os.PathLike | None = None,
     trust_model: bool = False,
+    from_step: int | None = None,
 ) -> RunResult:
     """Run a validated recipe end to end and return its run directory and metrics.
 
@@ -69,6 +76,8 @@ def run(
             step (`kplug resume`); the recipe may change only what `kplug.resume` allows.
         trust_model: load saved models that need unsafe deserialization (Lambda layers) or
             are legacy `.h5` files (`--trust-model`); refused by default.
+        from_step: with `resume`, continue from the checkpoint of this global step rather
+            than the newest (`kplug resume --from-step`); newer ones are set aside.
     """
     if smoke:
         recipe = smoke_recipe(recipe)
@@ -83,12 +92,17 @@ def run(
     ctx.strategy = ctx.build(recipe.strategy)
     timings: dict[str, float] = {"strategy": round(time.perf_counter() - started, 3)}
     if resume is not None:
-        directory = _open_for_resume(ctx, resume)
+        directory = _open_for_resume(ctx, resume, from_step)
     else:
         directory = ctx.strategy.run_directory(runs_root or default_runs_root(), recipe.name)
+        directory.lock()
         directory.write_json("manifest.json", _manifest_start(ctx))
     ctx.directory = directory
-    directory.write_text("recipe.resolved.yaml", recipe.to_yaml())
+    try:
+        directory.write_text("recipe.resolved.yaml", recipe.to_yaml())
+    except OSError as error:
+        directory.unlock()
+        raise storage_error(error, directory) from None
     handler = _log_to(directory / "train.log")
     from kplug.plugins import plugin_manager
 
@@ -104,21 +118,29 @@ def run(
             directory.update_manifest(error=str(error))
         raise
     except KplugError as error:
-        directory.update_manifest(error=str(error))
+        directory.record_in_manifest(error=str(error))
         raise
+    except OSError as error:
+        if not is_storage_error(error, directory):
+            directory.record_in_manifest(error=f"{type(error).__name__}: {error}")
+            log.exception("run failed")
+            raise
+        problem = storage_error(error, directory)
+        directory.record_in_manifest(error=str(problem))
+        raise problem from None
     except Exception as error:
-        directory.update_manifest(error=f"{type(error).__name__}: {error}")
+        directory.record_in_manifest(error=f"{type(error).__name__}: {error}")
         log.exception("run failed")
         raise
     finally:
         strategy = ctx.strategy.describe() if ctx.strategy is not None else {}
-        directory.update_manifest(
-            status=result.status, finished=utc_now(), timings=timings, strategy=strategy
-        )
+        directory.record_in_manifest(status=result.status, finished=utc_now(), timings=timings,
+                                     strategy=strategy)  # fmt: skip
         with contextlib.suppress(Exception):
             hook.run_finished(run=ctx, result={"status": result.status, "metrics": result.metrics})
         logging.getLogger("kplug").removeHandler(handler)
         handler.close()
+        directory.unlock()
 
 
 def _pipeline(ctx: RunContext, hook: Any, timings: dict[str, float]) -> dict[str, Any]:
@@ -144,13 +166,15 @@ def _pipeline(ctx: RunContext, hook: Any, timings: dict[str, float]) -> dict[str
         with stage("build"):
             ctx.model = objective.build(build_network(ctx), ctx)
             init_from = recipe.model.options.init_from
-            if init_from:
+            # A resumed run's checkpoint holds every weight: init_from is not read again.
+            if init_from and ctx.resume_from is None:
                 report = initialize_from(
                     ctx.model,
                     init_from,
                     strict=recipe.model.options.init_strict,
                     exclude=recipe.model.options.init_exclude,
                     trust=ctx.trust_model,
+                    training=bool(recipe.train.epochs),
                 )
                 directory.write_json("init_from.json", report)
             objective.compile(ctx.model, ctx)
@@ -317,6 +341,10 @@ def fit(ctx: RunContext, objective: Any) -> tuple[dict[str, list[float]], Any]:
         )
 
     checkpoint = next(c for c in cbs if isinstance(c, StepCheckpoint))
+    if _training_done(ctx):
+        # Killed after training (evaluate, compress, export): restore and go on.
+        checkpoint.restore_into(ctx.model)
+        return ctx.resume_from.history, timing
     signals = checkpoint.stop_on_signals() if ctx.strategy.training_loop == "fit" else None
     resuming = [ctx.resume_from]  # the checkpoint, until the phase it falls in has run
 
@@ -332,6 +360,16 @@ def fit(ctx: RunContext, objective: Any) -> tuple[dict[str, list[float]], Any]:
         # `model.freeze` / `train.phases` (kplug/phases.py); otherwise one plain fit.
         history = phases.fit_in_phases(ctx, objective, fit_phase, cbs)
     return history, timing
+
+
+def _training_done(ctx: RunContext) -> bool:
+    """A resumed run whose checkpoint is at the end of its last epoch."""
+    checkpoint = ctx.resume_from
+    return (
+        checkpoint is not None
+        and checkpoint.epoch >= ctx.recipe.train.epochs
+        and checkpoint.step_in_epoch == 0
+    )
 
 
 def _checkpoint_callbacks(ctx: RunContext) -> list[Any]:
@@ -370,22 +408,26 @@ def divergence_hints(recipe: Recipe) -> tuple[str, ...]:
     else:
         hints.append("check the data for NaN or huge values (data_report.json)")
     hints.append(
-        "then continue from the last good checkpoint: kplug resume RUN_DIR "
-        "optimizer.learning_rate=..."
+        "then continue from the last sane checkpoint (named above): kplug resume RUN_DIR "
+        "--from-step STEP optimizer.learning_rate=..."
     )
     return tuple(hints)
 
 
 def preflight(ctx: RunContext, *, parameters: int | None) -> None:
-    """Writable run directory with room for two checkpoints; before data, then exact."""
+    """Writable run directory with room for the checkpoints (`keep_checkpoints`, the one
+    written before the oldest is removed and the last sane one), model.keras and each
+    export; before data, then exact."""
     from kplug.checkpoints import preflight as check
     from kplug.plan import OPTIMIZER_SLOTS
 
     if not ctx.strategy.is_chief:
         return
-    keep = ctx.recipe.train.keep_checkpoints and ctx.recipe.train.epochs
+    train = ctx.recipe.train
+    keep = train.keep_checkpoints + 2 if train.keep_checkpoints and train.epochs else 0
     slots = OPTIMIZER_SLOTS.get(ctx.recipe.optimizer.name, 2)
-    check(ctx.directory.path, parameters=parameters if keep else None, optimizer_slots=slots)
+    check(ctx.directory.path, parameters=parameters, optimizer_slots=slots, checkpoints=keep,
+          models=1 + len(ctx.recipe.export))  # fmt: skip
 
 
 def _estimated_parameters(ctx: RunContext) -> int | None:
@@ -399,7 +441,9 @@ def _estimated_parameters(ctx: RunContext) -> int | None:
         return None
 
 
-def _open_for_resume(ctx: RunContext, path: str | os.PathLike) -> RunDirectory:
+def _open_for_resume(
+    ctx: RunContext, path: str | os.PathLike, from_step: int | None = None
+) -> RunDirectory:
     from kplug.resume import history_csv, open_for_resume
 
     if not ctx.strategy.is_chief or ctx.strategy.training_loop != "fit":
@@ -408,17 +452,23 @@ def _open_for_resume(ctx: RunContext, path: str | os.PathLike) -> RunDirectory:
             f"(this one: {ctx.recipe.strategy.name}); a multi-worker run resumes from its "
             "per-epoch backup: kplug launch --restart-failed."
         )
-    directory, ctx.resume_from = open_for_resume(path, ctx.recipe)
+    directory, ctx.resume_from = open_for_resume(path, ctx.recipe, from_step=from_step)
     checkpoint = ctx.resume_from
-    directory.write_text("metrics.csv", history_csv(checkpoint.history))
-    manifest = directory.manifest()
-    resumes = [*manifest.get("resumed", []), {
-        "at": utc_now(), "command": ctx.argv, "checkpoint": checkpoint.path.name,
-        "epoch": checkpoint.epoch, "step_in_epoch": checkpoint.step_in_epoch,
-        "global_step": checkpoint.global_step, "pid": os.getpid(),
-    }]  # fmt: skip
-    directory.update_manifest(status="running", resumed=resumes, error=None, finished=None,
-                              pid=os.getpid(), host=platform.node())  # fmt: skip
+    try:
+        directory.write_text("metrics.csv", history_csv(checkpoint.history))
+        manifest = directory.manifest()
+        resumes = [*manifest.get("resumed", []), {
+            "at": utc_now(), "command": ctx.argv, "checkpoint": checkpoint.path.name,
+            "epoch": checkpoint.epoch, "step_in_epoch": checkpoint.step_in_epoch,
+            "global_step": checkpoint.global_step, "pid": os.getpid(),
+        }]  # fmt: skip
+        directory.update_manifest(status="running", resumed=resumes, error=None, finished=None,
+                                  pid=os.getpid(), host=platform.node())  # fmt: skip
+    except BaseException as error:
+        directory.unlock()
+        if isinstance(error, OSError) and is_storage_error(error, directory):
+            raise storage_error(error, directory) from None
+        raise
     log.info("resuming %s from %s", directory, checkpoint.path.name)
     return directory
 

@@ -14,7 +14,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from kplug.checkpoints import Checkpoint, write_checkpoint
+from kplug.checkpoints import Checkpoint, is_sane_loss, write_checkpoint
 from kplug.errors import RunError, RunInterrupted
 
 log = logging.getLogger("kplug")
@@ -71,6 +71,12 @@ class StepCheckpoint(keras.callbacks.Callback):
         # The first fit of a resumed run may be the rest of a partly trained epoch.
         self._partial_fit = bool(resume_from and resume_from.step_in_epoch)
         self._metrics_pending: list[Any] | None = None
+        # The loss of the newest step and the lowest a checkpoint has had: a checkpoint
+        # far above it (a divergence, finite for now) is marked not sane.
+        self.loss: float | None = None
+        self.lowest_loss: float | None = (
+            resume_from.meta.get("lowest_loss") if resume_from else None
+        )
 
     @property
     def global_step(self) -> int:
@@ -109,6 +115,7 @@ class StepCheckpoint(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if self._metrics_pending is not None:
             self._add_saved_metrics()
+        self.loss = _number((logs or {}).get("loss"))
         self.step_in_epoch += 1
         mid_epoch = self.steps_per_epoch and self.step_in_epoch < self.steps_per_epoch
         if self.signal_number is not None:
@@ -124,6 +131,7 @@ class StepCheckpoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(_number(value))
+        self.loss = _number((logs or {}).get("loss", self.loss))
         self.epoch, self.step_in_epoch = epoch + 1, 0
         self.save()
         if self.signal_number is not None:
@@ -148,7 +156,14 @@ class StepCheckpoint(keras.callbacks.Callback):
         kind, keys, position, has_gauss, gauss = np.random.get_state()
         arrays["rng/numpy_keys"] = keys
         version, state, python_gauss = random.getstate()
+        loss = self.loss if isinstance(self.loss, float) else None
+        sane = is_sane_loss(loss, self.lowest_loss)
+        if sane and loss is not None:
+            self.lowest_loss = loss if self.lowest_loss is None else min(self.lowest_loss, loss)
         meta = {
+            "loss": loss,
+            "sane": sane,
+            "lowest_loss": self.lowest_loss,
             "epoch": self.epoch,
             "step_in_epoch": self.step_in_epoch,
             "global_step": self.global_step,
@@ -163,6 +178,12 @@ class StepCheckpoint(keras.callbacks.Callback):
         path = write_checkpoint(self.directory, arrays, meta, keep=self.keep)
         log.debug("checkpoint %s", path)
         return path
+
+    def restore_into(self, model: Any) -> None:
+        """Restore the checkpoint into `model` without training (a resumed run whose
+        training was done: the stages after it run on the checkpoint's state)."""
+        self.set_model(model)
+        self.on_train_begin()
 
     def _restore(self, checkpoint: Checkpoint) -> None:
         arrays = checkpoint.arrays()
