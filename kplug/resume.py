@@ -48,6 +48,7 @@ def open_for_resume(
     newest valid one, or the one of global step `from_step`. Checks that `recipe` changes
     nothing frozen. Raises `RunError` (and writes nothing) otherwise."""
     directory = RunDirectory.open(path)
+    manifest = directory.manifest()  # a damaged one is an error before anything else
     saved = _saved_recipe(directory)
     refused = [d for d in differences(saved, recipe.resolved()) if _frozen(d[0])]
     if refused:
@@ -70,7 +71,7 @@ def open_for_resume(
         )
     epochs = recipe.train.epochs
     trained = checkpoint.epoch >= epochs and checkpoint.step_in_epoch == 0
-    if trained and directory.manifest().get("status") == "completed":
+    if trained and manifest.get("status") == "completed":
         raise RunError(
             f"cannot resume {directory}: it completed, and its newest checkpoint "
             f"({checkpoint.path.name}) is at the end of epoch {checkpoint.epoch} with "

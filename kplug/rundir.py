@@ -148,10 +148,20 @@ class RunDirectory:
         return json.loads((self.path / name).read_text("utf-8"))
 
     def manifest(self) -> dict[str, Any]:
+        """The run's manifest ({} before it is written); a damaged one is a RunError."""
+        path = self.path / MANIFEST
         try:
-            return self.read_json(MANIFEST)
+            manifest = json.loads(path.read_bytes().decode("utf-8"))
         except FileNotFoundError:
             return {}
+        except (OSError, ValueError) as error:
+            raise RunError(
+                f"{path} is damaged ({type(error).__name__}: {error}); it is the run's record "
+                "(status, command, versions): restore it from a backup, or start a new run."
+            ) from None
+        if not isinstance(manifest, dict):
+            raise RunError(f"{path} is damaged: a JSON {type(manifest).__name__}, not an object.")
+        return manifest
 
     def update_manifest(self, **fields: Any) -> dict[str, Any]:
         manifest = self.manifest()
@@ -204,8 +214,14 @@ def run_objective(run_dir: Path, name: str, purpose: str) -> dict[str, Any]:
     path = Path(run_dir) / "recipe.resolved.yaml"
     if not path.is_file():
         raise RunError(f"{run_dir} has no recipe.resolved.yaml; is it a kplug run?")
-    recipe, _ = yamlio.parse(path.read_text(encoding="utf-8"), str(path))
-    objective = recipe.get("objective") or {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, ValueError) as error:
+        raise RunError(f"{path} is unreadable ({error}); is it a kplug run?") from None
+    recipe, _ = yamlio.parse(text, str(path))
+    objective = recipe.get("objective") if isinstance(recipe, dict) else None
+    if not isinstance(objective, dict):
+        raise RunError(f"{path} is damaged: it has no `objective:` section.")
     if objective.get("name") != name:
         raise RunError(f"{run_dir} is a {objective.get('name')!r} run; {purpose}.")
     return objective
