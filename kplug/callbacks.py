@@ -88,11 +88,20 @@ class StopOnNonFinite(keras.callbacks.Callback):
             last = (
                 f"the last finite loss was {self.last_finite[1]:.6g} at step {self.last_finite[0]}"
             )
+        self._mark_the_checkpoint_before()
         hints = "".join(f"\n  - {hint}" for hint in self.hints)
         raise TrainingDivergedError(
             f"training diverged: the loss became {loss} at step {self.step} (Keras logs the "
             f"epoch's running mean); {last}. {self._kept()} Try:{hints}"
         )
+
+    def _mark_the_checkpoint_before(self) -> None:
+        """A checkpoint of the step just before this one holds the weights whose loss is
+        not finite: it is not a sane place to continue from."""
+        from kplug.checkpoints import folder_of, mark_not_sane
+
+        if self.run_directory is not None:
+            mark_not_sane(folder_of(self.run_directory) / f"step-{self.step - 1:09d}.json")
 
     def _kept(self) -> str:
         from kplug.checkpoints import newest_sane, newest_valid

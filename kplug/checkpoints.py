@@ -252,6 +252,20 @@ def _is_sane(meta_path: Path) -> bool:
         return False
 
 
+def mark_not_sane(meta_path: Path) -> None:
+    """Record that the loss right after this checkpoint diverged: its weights led there
+    (a step's loss measures the weights before the step's update)."""
+    try:
+        meta = json.loads(meta_path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return
+    if not isinstance(meta, dict) or not meta.get("sane", True):
+        return
+    meta["sane"] = False
+    meta["meta_sha256"] = _meta_checksum(meta)
+    write_atomically(meta_path, (json.dumps(meta, indent=1, allow_nan=True) + "\n").encode())
+
+
 def is_sane_loss(loss: float | None, lowest: float | None) -> bool:
     """A loss is sane when it is finite and at most `SANE_LOSS_FACTOR` times the run's
     lowest so far (plus that much again in absolute terms, for losses near or below 0)."""

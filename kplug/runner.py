@@ -384,6 +384,8 @@ def _checkpoint_callbacks(ctx: RunContext) -> list[Any]:
         every=train.checkpoint_every,
         keep=train.keep_checkpoints,
         resume_from=resume_from,
+        # Step 0 too, where one process trains alone (every worker of a cluster saves).
+        save_initial=ctx.strategy.training_loop == "fit",
     )
     first_step = resume_from.global_step if resume_from else 0
     stop = StopOnNonFinite(first_step, divergence_hints(ctx.recipe), ctx.directory.path)

@@ -14,7 +14,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from kplug.checkpoints import Checkpoint, is_sane_loss, write_checkpoint
+from kplug.checkpoints import Checkpoint, is_sane_loss, mark_not_sane, write_checkpoint
 from kplug.errors import RunError, RunInterrupted
 
 log = logging.getLogger("kplug")
@@ -41,6 +41,8 @@ class StepCheckpoint(keras.callbacks.Callback):
         every: also save every this many global steps; None: epoch ends only.
         keep: newest checkpoints kept; 0: save none.
         resume_from: the checkpoint to continue from, or None for a new run.
+        save_initial: also save the state before the first step (step 0), so that a run
+            that diverges at once still has a sane checkpoint to go back to.
 
     Every worker of a multi-worker run saves (the chief into the run, the others into their
     temporary directories): reading the metrics' variables is a collective operation that
@@ -55,6 +57,7 @@ class StepCheckpoint(keras.callbacks.Callback):
         every: int | None = None,
         keep: int = 2,
         resume_from: Checkpoint | None = None,
+        save_initial: bool = False,
     ):
         super().__init__()
         self.directory = Path(directory)
@@ -89,13 +92,17 @@ class StepCheckpoint(keras.callbacks.Callback):
         if steps and not self._partial_fit:
             self._check_steps(steps)
             self.steps_per_epoch = steps  # the strategy's own count (a dropped remainder)
-        if not self._restored:
+        if not self._restored or (self.save_initial and self.global_step == 0):
             optimizer = self.model.optimizer
             if optimizer is not None and not optimizer.built:
                 # Keras builds it when it traces the first step; its state is needed now.
                 optimizer.build(self.model.trainable_variables)
+        if not self._restored:
             self._restore(self.resume_from)
             self._restored = True
+        elif self.save_initial and self.global_step == 0:
+            self.save()
+            self.save_initial = False
 
     def on_train_end(self, logs=None):
         self._partial_fit = False
@@ -116,6 +123,11 @@ class StepCheckpoint(keras.callbacks.Callback):
         if self._metrics_pending is not None:
             self._add_saved_metrics()
         self.loss = _number((logs or {}).get("loss"))
+        if self._newest_saved is not None:
+            if not is_sane_loss(self.loss if isinstance(self.loss, float) else None,
+                                self.lowest_loss):  # fmt: skip
+                mark_not_sane(self._newest_saved)
+            self._newest_saved = None
         self.step_in_epoch += 1
         mid_epoch = self.steps_per_epoch and self.step_in_epoch < self.steps_per_epoch
         if self.signal_number is not None:
@@ -176,6 +188,7 @@ class StepCheckpoint(keras.callbacks.Callback):
             },
         }
         path = write_checkpoint(self.directory, arrays, meta, keep=self.keep)
+        self._newest_saved = path
         log.debug("checkpoint %s", path)
         return path
 
