@@ -221,16 +221,12 @@ def _meta_checksum(meta: dict[str, Any]) -> str:
 
 
 def rotate(folder: Path, keep: int) -> None:
-    """Keep the newest `keep` checkpoints and the newest sane one (after a divergence the
-    newest ones may be finite but far off: 1e34); remove older ones and leftover
-    temporaries."""
+    """Keep the newest `keep` checkpoints and the newest sane one before the one just
+    written (whose sanity the loss after it decides; after a divergence the newest ones
+    may be finite but far off: 1e34); remove older ones and leftover temporaries."""
     files = _metadata_files(folder)
     kept = set(files[:keep])
-    for meta_path in files:
-        if meta_path in kept:
-            if _is_sane(meta_path):
-                break  # the newest sane one is among the newest `keep`
-            continue
+    for meta_path in files[1:]:
         if _is_sane(meta_path):
             kept.add(meta_path)
             break

@@ -80,6 +80,8 @@ class StepCheckpoint(keras.callbacks.Callback):
         self.lowest_loss: float | None = (
             resume_from.meta.get("lowest_loss") if resume_from else None
         )
+        self.save_initial = save_initial and resume_from is None
+        self._newest_saved: Path | None = None  # until the loss after it is seen
 
     @property
     def global_step(self) -> int:
@@ -204,8 +206,13 @@ class StepCheckpoint(keras.callbacks.Callback):
         for group, variables in self._variables().items():
             if group == "metrics":
                 continue
+            # The learning rate is the recipe's (a resume may lower it), not the saved one.
+            rates = [(v, keras.ops.convert_to_numpy(v)) for v in variables
+                     if group == "optimizer" and v.name == "learning_rate"]  # fmt: skip
             values = [arrays[f"{group}/{i:05d}"] for i in range(len(saved_names.get(group, [])))]
             _assign(variables, values, group, checkpoint.path)
+            for variable, value in rates:
+                variable.assign(value)
         if checkpoint.step_in_epoch:
             count = len(saved_names.get("metrics", []))
             self._metrics_pending = [arrays[f"metrics/{i:05d}"] for i in range(count)]

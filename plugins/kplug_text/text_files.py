@@ -141,10 +141,10 @@ def read_corpus(config: TextFilesConfig) -> Corpus:
 
 
 def _read_text(path: Path, encoding: str) -> str:
-    if encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
-        encoding = "utf-8-sig"  # a byte-order mark (Excel's CSV) is not part of the text
+    utf8 = encoding.lower().replace("_", "-") in ("utf-8", "utf8")
     try:
-        return path.read_bytes().decode(encoding)
+        # A byte-order mark (Excel's CSV) is not part of the text.
+        return path.read_bytes().decode("utf-8-sig" if utf8 else encoding)
     except UnicodeDecodeError as error:
         raise kplug.DataError(
             f"{path}: not valid {encoding} text (byte {error.start}: "
