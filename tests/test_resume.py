@@ -374,8 +374,10 @@ def test_a_full_disk_during_training_is_a_clear_error_and_keeps_the_last_checkpo
     assert f"The newest checkpoint is intact: {kept} (step 5)" in err
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "failed" and "File too large" in manifest["error"]
+    # Step 0 (saved before training) and step 5; no temporary left of the failed write.
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [
-        "step-000000005.json", "step-000000005.npz"]  # fmt: skip
+        "step-000000000.json", "step-000000000.npz", "step-000000005.json",
+        "step-000000005.npz"]  # fmt: skip
 
 
 def test_a_run_killed_after_training_finishes_its_stages_on_resume(write, tmp_path, capsys):
