@@ -22,10 +22,12 @@ log = logging.getLogger("kplug")
 
 
 def default_runs_root() -> Path:
+    """Where runs go: `$KPLUG_RUNS_DIR`, else `runs/` in the working directory."""
     return Path(os.environ.get("KPLUG_RUNS_DIR", "runs"))
 
 
 def utc_now() -> str:
+    """The current UTC time as an ISO 8601 string to the second, e.g. `2026-12-04T16:05:00Z`."""
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
@@ -262,7 +264,7 @@ def is_storage_error(error: OSError, directory: RunDirectory | None = None) -> b
 def storage_error(error: OSError, directory: RunDirectory) -> RunError:
     """A one-paragraph error for a full or unwritable disk during a run, naming the newest
     intact checkpoint and the way on."""
-    from kplug.checkpoints import newest_valid
+    from kplug.training.checkpoints import newest_valid
 
     where = f" ({error.filename})" if error.filename else ""
     try:

@@ -142,7 +142,7 @@ def _lstm_weights(model, direction: str) -> list[np.ndarray]:
 
 
 def test_weights_are_matched_by_path_when_the_architectures_differ(tmp_path):
-    from kplug.initialize import initialize_from
+    from kplug.training.initialize import initialize_from
 
     source = _bidirectional(3)
     source.save(tmp_path / "source.keras")
@@ -158,7 +158,7 @@ def test_weights_are_matched_by_path_when_the_architectures_differ(tmp_path):
 
 
 def test_a_path_two_weights_share_is_refused_not_guessed(tmp_path):
-    from kplug.initialize import initialize_from
+    from kplug.training.initialize import initialize_from
 
     source = _bidirectional(3, twins=True)
     source(np.zeros((1, 5), "int32"))
@@ -170,7 +170,7 @@ def test_a_path_two_weights_share_is_refused_not_guessed(tmp_path):
 
 
 def test_an_untrained_run_refuses_layers_left_fresh(tmp_path):
-    from kplug.initialize import initialize_from
+    from kplug.training.initialize import initialize_from
 
     source = _bidirectional(3)
     source.save(tmp_path / "source.keras")

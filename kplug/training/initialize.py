@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from kplug.errors import KplugError
+from kplug.training.keras_compat import child_layers, made_up_name_base
 
 log = logging.getLogger("kplug")
 
@@ -140,7 +141,7 @@ def weight_entries(model: Any) -> list[WeightEntry]:
 
     def walk(layer: Any, names: tuple[str, ...], types: tuple[str, ...], real: tuple) -> None:
         ranks: dict[str, int] = {}
-        for child in layer._flatten_layers(include_self=False, recursive=False):
+        for child in child_layers(layer):
             name = _stable_name(child, ranks)
             walk(child, (*names, name), (*types, type(child).__name__), (*real, child.name))
         counts: dict[str, int] = {}
@@ -157,9 +158,7 @@ def weight_entries(model: Any) -> list[WeightEntry]:
 
 
 def _stable_name(layer: Any, ranks: dict[str, int]) -> str:
-    from keras.src.utils.naming import to_snake_case  # how Keras makes up layer names
-
-    base = to_snake_case(type(layer).__name__)
+    base = made_up_name_base(layer)
     if not re.fullmatch(rf"{re.escape(base)}(_\d+)?", layer.name):
         return layer.name
     rank = ranks[base] = ranks.get(base, -1) + 1

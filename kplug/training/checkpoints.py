@@ -9,7 +9,7 @@ metadata has its own SHA-256 and a schema: a checkpoint whose npz or metadata do
 match its checksum, or whose metadata does not fit the schema, is skipped with a warning
 naming the file.
 
-No TensorFlow or Keras here: the Keras side is `kplug.step_checkpoint`.
+No TensorFlow or Keras here: the Keras side is `kplug.training.step_checkpoint`.
 """
 
 from __future__ import annotations

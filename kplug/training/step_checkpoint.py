@@ -14,8 +14,13 @@ from typing import Any
 import keras
 import numpy as np
 
-from kplug.checkpoints import Checkpoint, is_sane_loss, mark_not_sane, write_checkpoint
 from kplug.errors import RunError, RunInterrupted
+from kplug.training.checkpoints import (
+    Checkpoint,
+    is_sane_loss,
+    mark_not_sane,
+    write_checkpoint,
+)
 
 log = logging.getLogger("kplug")
 

@@ -12,7 +12,10 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from kplug.checkpoints import (
+from kplug.errors import RunError
+from kplug.recipe import Recipe
+from kplug.rundir import RunDirectory
+from kplug.training.checkpoints import (
     Checkpoint,
     checkpoint_steps,
     folder_of,
@@ -20,9 +23,6 @@ from kplug.checkpoints import (
     set_aside_newer_checkpoints,
     verify,
 )
-from kplug.errors import RunError
-from kplug.recipe import Recipe
-from kplug.rundir import RunDirectory
 
 # Recipe keys whose change would make the checkpoint describe another training: the
 # model and its variables, the data and its order, the objective, or the optimizer's

@@ -98,13 +98,13 @@ class StopOnNonFinite(keras.callbacks.Callback):
     def _mark_the_checkpoint_before(self) -> None:
         """A checkpoint of the step just before this one holds the weights whose loss is
         not finite: it is not a sane place to continue from."""
-        from kplug.checkpoints import folder_of, mark_not_sane
+        from kplug.training.checkpoints import folder_of, mark_not_sane
 
         if self.run_directory is not None:
             mark_not_sane(folder_of(self.run_directory) / f"step-{self.step - 1:09d}.json")
 
     def _kept(self) -> str:
-        from kplug.checkpoints import newest_sane, newest_valid
+        from kplug.training.checkpoints import newest_sane, newest_valid
 
         if self.run_directory is None or newest_valid(self.run_directory) is None:
             return "No checkpoint was saved before it."
