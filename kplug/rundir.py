@@ -261,28 +261,6 @@ def is_storage_error(error: OSError, directory: RunDirectory | None = None) -> b
     return error.errno in _UNWRITABLE and inside
 
 
-def storage_error(error: OSError, directory: RunDirectory) -> RunError:
-    """A one-paragraph error for a full or unwritable disk during a run, naming the newest
-    intact checkpoint and the way on."""
-    from kplug.training.checkpoints import newest_valid
-
-    where = f" ({error.filename})" if error.filename else ""
-    try:
-        newest = newest_valid(directory.path)
-    except OSError:
-        newest = None
-    kept = (
-        f"The newest checkpoint is intact: {newest.path} (step {newest.global_step}); free "
-        f"some space (or fix the permissions) and continue with `kplug resume {directory}`."
-        if newest is not None
-        else "No checkpoint was written; free some space (or fix the permissions) and run "
-        "again, or choose another place with --runs-dir or KPLUG_RUNS_DIR."
-    )
-    return RunError(
-        f"cannot write to the run directory {directory}: {error.strerror or error}{where}. {kept}"
-    )
-
-
 def current_umask() -> int:
     """The process's umask (reading it means setting it: set it straight back)."""
     mask = os.umask(0o022)

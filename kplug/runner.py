@@ -26,13 +26,7 @@ from kplug.context import RunContext
 from kplug.errors import KplugError, RunError, RunInterrupted
 from kplug.recipe import Recipe
 from kplug.registry import Registry
-from kplug.rundir import (
-    RunDirectory,
-    default_runs_root,
-    is_storage_error,
-    storage_error,
-    utc_now,
-)
+from kplug.rundir import RunDirectory, default_runs_root, is_storage_error, utc_now
 from kplug.stages import (
     build_network,
     data_report,
@@ -42,6 +36,7 @@ from kplug.stages import (
     use_backend,  # noqa: F401  (as load_data)
 )
 from kplug.training import phases
+from kplug.training.checkpoints import storage_error
 from kplug.training.initialize import initialize_from
 
 log = logging.getLogger("kplug")

@@ -31,7 +31,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, NonNegativeInt, ValidationError
 
 from kplug.errors import RunError
-from kplug.rundir import utc_now, write_atomically
+from kplug.rundir import RunDirectory, utc_now, write_atomically
 
 log = logging.getLogger("kplug")
 
@@ -128,6 +128,26 @@ def write_checkpoint(
     _fsync_directory(folder)
     rotate(folder, keep)
     return target
+
+
+def storage_error(error: OSError, directory: RunDirectory) -> RunError:
+    """A one-paragraph error for a full or unwritable disk during a run, naming the newest
+    intact checkpoint and the way on."""
+    where = f" ({error.filename})" if error.filename else ""
+    try:
+        newest = newest_valid(directory.path)
+    except OSError:
+        newest = None
+    kept = (
+        f"The newest checkpoint is intact: {newest.path} (step {newest.global_step}); free "
+        f"some space (or fix the permissions) and continue with `kplug resume {directory}`."
+        if newest is not None
+        else "No checkpoint was written; free some space (or fix the permissions) and run "
+        "again, or choose another place with --runs-dir or KPLUG_RUNS_DIR."
+    )
+    return RunError(
+        f"cannot write to the run directory {directory}: {error.strerror or error}{where}. {kept}"
+    )
 
 
 def newest_valid(run_directory: str | os.PathLike) -> Checkpoint | None:

@@ -193,12 +193,11 @@ class _CheckCache:
     def remember(self, keys: list[str]) -> None:
         if not keys:
             return
-        from kplug.rundir import write_atomically
-
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            data = json.dumps(sorted(self.keys | set(keys))).encode("utf-8")
-            write_atomically(self.path, data)
+            temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+            temporary.write_text(json.dumps(sorted(self.keys | set(keys))), encoding="utf-8")
+            os.replace(temporary, self.path)  # readers see the old list or the new one
         except OSError:
             pass
 
