@@ -169,7 +169,7 @@ def data_path_fifo(root: Path) -> None:
 
 def _run(root: Path, *, objective: str = "classification") -> Path:
     """files/run: a run directory as `kplug run` leaves it after one checkpoint."""
-    from kplug import checkpoints
+    from kplug.training import checkpoints
 
     run = root / "files" / "run"
     run.mkdir(parents=True)
