@@ -49,6 +49,12 @@ DEFAULT_SECTIONS = {"strategy": {"name": "default"}}
 Origin = str  # "file:line" or "command line: key=value"
 COMMAND_LINE = "command line: "
 
+# A recipe is a page of settings: refuse files and `extends:` graphs far beyond that
+# before parsing them, and override keys deeper than any section.
+MAX_RECIPE_BYTES = 1 << 20
+MAX_RECIPE_FILES = 64
+MAX_KEY_DEPTH = 32
+
 
 @dataclass(frozen=True)
 class Section:
@@ -209,13 +215,17 @@ def load_recipe(
         RecipeError: listing every problem, each with file:line and key path.
     """
     origins: dict[tuple, Origin] = {}
-    data = _load_file(Path(path), origins, chain=())
+    data = _load_file(Path(path), origins, chain=(), loaded={})
     return Recipe.from_dict(
         data, source=str(path), overrides=overrides, registry=registry, lines=origins
     )
 
 
-def _load_file(path: Path, origins: dict[tuple, Origin], chain: tuple[Path, ...]) -> dict:
+def _load_file(
+    path: Path, origins: dict[tuple, Origin], chain: tuple[Path, ...], loaded: dict
+) -> dict:
+    """One recipe file merged over its `extends:` bases. `loaded` holds each file already
+    read in this load (a base that several recipes of the graph extend is read once)."""
     shown = str(path)
     if not path.exists():
         raise RecipeError(f"recipe file not found: {shown} (check the path; cwd is {os.getcwd()})")
@@ -225,7 +235,31 @@ def _load_file(path: Path, origins: dict[tuple, Origin], chain: tuple[Path, ...]
     if resolved in chain:
         cycle = " -> ".join(str(p) for p in (*chain, resolved))
         raise RecipeError(f"{shown}: the recipe extends itself ({cycle}); remove the cycle.")
+    if resolved in loaded:
+        data, file_origins = loaded[resolved]
+        origins.update(file_origins)
+        return _copy(data)
+    if len(loaded) + len(chain) >= MAX_RECIPE_FILES:
+        raise RecipeError(
+            f"{shown}: recipe too large: its `extends:` graph names more than "
+            f"{MAX_RECIPE_FILES} files; a recipe extends a few bases."
+        )
+    mine: dict[tuple, Origin] = {}
+    data = _read_recipe_file(path, shown, mine, chain + (resolved,), loaded)
+    loaded[resolved] = (data, mine)
+    origins.update(mine)
+    return _copy(data)
+
+
+def _read_recipe_file(
+    path: Path, shown: str, origins: dict[tuple, Origin], chain: tuple[Path, ...], loaded: dict
+) -> dict:
     try:
+        if path.stat().st_size > MAX_RECIPE_BYTES:
+            raise RecipeError(
+                f"{shown}: recipe too large ({path.stat().st_size:,} bytes; at most "
+                f"{MAX_RECIPE_BYTES:,}); a recipe is a page of settings."
+            )
         raw = path.read_bytes()
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -260,7 +294,7 @@ def _load_file(path: Path, origins: dict[tuple, Origin], chain: tuple[Path, ...]
                 f"{here[('extends',)]}: extends: base recipe {ref!r} not found "
                 f"(looked for {base_path})."
             )
-        base = _load_file(base_path, origins, (*chain, resolved))
+        base = _load_file(base_path, origins, chain, loaded)
         merged = merge(merged, base)
     origins.update(here)
     return merge(merged, data)
@@ -299,8 +333,14 @@ def parse_override(text: str) -> tuple[str, tuple[str | int, ...], Any]:
         )
     parts = body.strip().split(".")
     if not body.strip() or any(not p.strip() for p in parts):
-        raise RecipeError(f"override {text!r}: the key is empty or has an empty part.")
-    path = tuple(int(p) if p.isdigit() else p for p in parts)
+        raise RecipeError(f"override {text[:200]!r}: the key is empty or has an empty part.")
+    if len(parts) > MAX_KEY_DEPTH:
+        raise RecipeError(
+            f"override {text[:80]!r}...: the key is nested too deeply ({len(parts)} levels; "
+            f"recipe keys have at most {MAX_KEY_DEPTH})."
+        )
+    # Only ASCII digits index a list: `²`.isdigit() is true, but int() refuses it.
+    path = tuple(int(p) if p.isascii() and p.isdigit() else p for p in parts)
     return op, path, value
 
 

@@ -26,7 +26,7 @@ from kplug.context import RunContext
 from kplug.errors import KplugError, RunInterrupted
 from kplug.recipe import Recipe
 from kplug.registry import Registry
-from kplug.rundir import RunDirectory, default_runs_root, utc_now
+from kplug.rundir import RunDirectory, default_runs_root, is_storage_error, utc_now
 from kplug.stages import (
     build_network,
     data_report,
@@ -35,6 +35,7 @@ from kplug.stages import (
     set_up,
     use_backend,  # noqa: F401  (as load_data)
 )
+from kplug.training.checkpoints import storage_error
 from kplug.training.initialize import initialize_from
 from kplug.training.models import save_model
 from kplug.training.results import evaluate, final_metrics
@@ -71,6 +72,7 @@ def run(
     registry: Registry | None = None,
     resume: str | os.PathLike | None = None,
     trust_model: bool = False,
+    from_step: int | None = None,
 ) -> RunResult:
     """Run a validated recipe end to end and return its run directory and metrics.
 
@@ -84,6 +86,8 @@ def run(
             step (`kplug resume`); the recipe may change only what `kplug.training.resume` allows.
         trust_model: load saved models that need unsafe deserialization (Lambda layers) or
             are legacy `.h5` files (`--trust-model`); refused by default.
+        from_step: with `resume`, continue from the checkpoint of this global step rather
+            than the newest (`kplug resume --from-step`); newer ones are set aside.
     """
     if smoke:
         recipe = smoke_recipe(recipe)
@@ -94,12 +98,17 @@ def run(
     ctx = set_up(recipe, registry, smoke=smoke, argv=argv, trust_model=trust_model)
     timings: dict[str, float] = {"strategy": round(time.perf_counter() - started, 3)}
     if resume is not None:
-        directory = resume_run(ctx, resume)
+        directory = resume_run(ctx, resume, from_step)
     else:
         directory = ctx.strategy.run_directory(runs_root or default_runs_root(), recipe.name)
+        directory.lock()
         directory.write_json("manifest.json", _manifest_start(ctx))
     ctx.directory = directory
-    directory.write_text("recipe.resolved.yaml", recipe.to_yaml())
+    try:
+        directory.write_text("recipe.resolved.yaml", recipe.to_yaml())
+    except OSError as error:
+        directory.unlock()
+        raise storage_error(error, directory) from None
     handler = _log_to(directory / "train.log")
     from kplug.plugins import plugin_manager
 
@@ -115,21 +124,29 @@ def run(
             directory.update_manifest(error=str(error))
         raise
     except KplugError as error:
-        directory.update_manifest(error=str(error))
+        directory.record_in_manifest(error=str(error))
         raise
+    except OSError as error:
+        if not is_storage_error(error, directory):
+            directory.record_in_manifest(error=f"{type(error).__name__}: {error}")
+            log.exception("run failed")
+            raise
+        problem = storage_error(error, directory)
+        directory.record_in_manifest(error=str(problem))
+        raise problem from None
     except Exception as error:
-        directory.update_manifest(error=f"{type(error).__name__}: {error}")
+        directory.record_in_manifest(error=f"{type(error).__name__}: {error}")
         log.exception("run failed")
         raise
     finally:
         strategy = ctx.strategy.describe() if ctx.strategy is not None else {}
-        directory.update_manifest(
-            status=result.status, finished=utc_now(), timings=timings, strategy=strategy
-        )
+        directory.record_in_manifest(status=result.status, finished=utc_now(), timings=timings,
+                                     strategy=strategy)  # fmt: skip
         with contextlib.suppress(Exception):
             hook.run_finished(run=ctx, result={"status": result.status, "metrics": result.metrics})
         logging.getLogger("kplug").removeHandler(handler)
         handler.close()
+        directory.unlock()
 
 
 def _pipeline(ctx: RunContext, hook: Any, timings: dict[str, float]) -> dict[str, Any]:
@@ -147,13 +164,15 @@ def _pipeline(ctx: RunContext, hook: Any, timings: dict[str, float]) -> dict[str
         with stage("build"):
             ctx.model = objective.build(build_network(ctx), ctx)
             init_from = recipe.model.options.init_from
-            if init_from:
+            # A resumed run's checkpoint holds every weight: init_from is not read again.
+            if init_from and ctx.resume_from is None:
                 report = initialize_from(
                     ctx.model,
                     init_from,
                     strict=recipe.model.options.init_strict,
                     exclude=recipe.model.options.init_exclude,
                     trust=ctx.trust_model,
+                    training=bool(recipe.train.epochs),
                 )
                 directory.write_json("init_from.json", report)
             objective.compile(ctx.model, ctx)

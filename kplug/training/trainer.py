@@ -106,6 +106,8 @@ class Trainer:
             every=train.checkpoint_every,
             keep=train.keep_checkpoints,
             resume_from=resume_from,
+            # Step 0 too, where one process trains alone (every worker of a cluster saves).
+            save_initial=ctx.strategy.training_loop == "fit",
         )
         first_step = resume_from.global_step if resume_from else 0
         stop = StopOnNonFinite(first_step, divergence_hints(ctx.recipe), ctx.directory.path)
@@ -117,6 +119,11 @@ class Trainer:
         """Every phase in turn (`model.freeze` / `train.phases`, see
         `kplug.training.phases`), or one plain fit; returns the joined history."""
         ctx = self.ctx
+        if self.training_done():
+            # Killed after training (evaluate, compress, export): restore and go on.
+            self.checkpoint.restore_into(ctx.model)
+            self.history = ctx.resume_from.history
+            return self.history
         signals = self.checkpoint.stop_on_signals() if ctx.strategy.training_loop == "fit" else None
         with signals or contextlib.nullcontext():
             if not phases.needed(ctx):
@@ -127,6 +134,15 @@ class Trainer:
                 _extend(self.history, self.fit_epochs(phase.first_epoch, phase.last_epoch))
                 self.csv_appends()
         return self.history
+
+    def training_done(self) -> bool:
+        """A resumed run whose checkpoint is at the end of its last epoch."""
+        checkpoint = self.ctx.resume_from
+        return (
+            checkpoint is not None
+            and checkpoint.epoch >= self.ctx.recipe.train.epochs
+            and checkpoint.step_in_epoch == 0
+        )
 
     def start_phase(self, phase: phases.Phase) -> None:
         """Freeze the phase's layers, record it in phases.json and compile the model anew
@@ -221,8 +237,8 @@ def divergence_hints(recipe: Recipe) -> tuple[str, ...]:
     else:
         hints.append("check the data for NaN or huge values (data_report.json)")
     hints.append(
-        "then continue from the last good checkpoint: kplug resume RUN_DIR "
-        "optimizer.learning_rate=..."
+        "then continue from the last sane checkpoint (named above): kplug resume RUN_DIR "
+        "--from-step STEP optimizer.learning_rate=..."
     )
     return tuple(hints)
 
@@ -261,15 +277,19 @@ def configure_keras(recipe: Recipe) -> None:
 
 
 def preflight(ctx: RunContext, *, parameters: int | None) -> None:
-    """Writable run directory with room for two checkpoints; before data, then exact."""
+    """Writable run directory with room for the checkpoints (`keep_checkpoints`, the one
+    written before the oldest is removed and the last sane one), model.keras and each
+    export; before data, then exact."""
     from kplug.plan import OPTIMIZER_SLOTS
     from kplug.training.checkpoints import preflight as check
 
     if not ctx.strategy.is_chief:
         return
-    keep = ctx.recipe.train.keep_checkpoints and ctx.recipe.train.epochs
+    train = ctx.recipe.train
+    keep = train.keep_checkpoints + 2 if train.keep_checkpoints and train.epochs else 0
     slots = OPTIMIZER_SLOTS.get(ctx.recipe.optimizer.name, 2)
-    check(ctx.directory.path, parameters=parameters if keep else None, optimizer_slots=slots)
+    check(ctx.directory.path, parameters=parameters, optimizer_slots=slots, checkpoints=keep,
+          models=1 + len(ctx.recipe.export))  # fmt: skip
 
 
 def estimated_parameters(ctx: RunContext) -> int | None:
