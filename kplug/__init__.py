@@ -68,7 +68,7 @@ _LAZY = {
     "default_runs_root": ("kplug.rundir", "default_runs_root"),
     "format_table": ("kplug.cli.common", "table"),
     "is_array_split": ("kplug.splits", "is_arrays"),
-    "latest_completed_run": ("kplug.training.initialize", "latest_completed_run"),
+    "latest_completed_run": ("kplug.rundir", "latest_completed_run"),
     "library_versions": ("kplug.runner", "versions"),
     "load_model": ("kplug.training.models", "load_model"),
     "loaded_registry": ("kplug.plugins", "registry"),
