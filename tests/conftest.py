@@ -1,7 +1,10 @@
 import os
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# Prepared text datasets go to a cache of this test session, never the user's.
+os.environ.setdefault("KPLUG_DATA_CACHE", tempfile.mkdtemp(prefix="kplug-test-data-cache-"))
 
 import pytest  # noqa: E402
 

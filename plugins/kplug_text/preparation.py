@@ -283,8 +283,10 @@ def _batches(documents: Iterator[str]) -> Iterator[list[str]]:
 
 
 def _workers(config: Any, total_bytes: int) -> int:
-    wanted = getattr(config, "workers", None) or len(os.sched_getaffinity(0))
-    return 1 if total_bytes < INLINE_BELOW else max(1, wanted)
+    """`data.workers`; unset: every core, or this process alone for a small corpus."""
+    if config.workers:
+        return config.workers
+    return 1 if total_bytes < INLINE_BELOW else len(os.sched_getaffinity(0))
 
 
 # The cleaners of a worker process (set once by `_start_worker`).
