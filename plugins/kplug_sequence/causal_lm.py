@@ -48,11 +48,12 @@ class CausalLM(kplug.Objective):
         require_single_texts(spec, "causal_lm", "{name: char}")
         tokenizer = spec.extras["tokenizer"]
         end = tokenizer.special_ids.get("end") if self.config.separate_documents else None
-        stride = self.config.stride or self.config.sequence_length
+        length = self.config.sequence_length
+        stride = self.config.stride or length
         splits, counts = {}, {}
         for name in SPLITS:
             split = getattr(data, name)
-            streamed = split is not None and streamed_windows(split[0], end, self.config.sequence_length, stride)
+            streamed = split is not None and streamed_windows(split[0], end, length, stride)
             if streamed:
                 splits[name] = streamed if len(streamed) else None
                 counts[name] = {"tokens": int(len(streamed.stream)), "windows": len(streamed)}

@@ -85,7 +85,7 @@ class TextDataConfig(kplug.Config):
         None, description="processes that clean a streamed preparation; null: all cores"
     )
     tokenizer_sample_characters: PositiveInt = Field(
-        50_000_000,
+        20_000_000,
         description="a streamed preparation trains the tokenizer on the training documents "
         "up to this many characters (in corpus order)",
     )

@@ -405,6 +405,10 @@ def _encode_pass(folder: Path, cleaned: CleanedText, parts, tokenizer):
     shards = {name: writer.close() for name, writer in writers.items()}
     total = sum(s["tokens"] - (s["documents"] if _end_id(tokenizer) is not None else 0)
                 for s in shards.values())  # fmt: skip
-    encoding = {"tokens": int(total), "train_tokens": train_tokens,
-                "train_characters": train_characters, "seconds": time.perf_counter() - start}
+    encoding = {
+        "tokens": int(total),
+        "train_tokens": train_tokens,
+        "train_characters": train_characters,
+        "seconds": time.perf_counter() - start,
+    }
     return shards, encoding

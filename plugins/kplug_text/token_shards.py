@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from array import array
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,7 @@ class ShardWriter:
         self.split, self.dtype, self.end_id = split, dtype, end_id
         self.handle = open(self.path, "wb")  # noqa: SIM115 (closed by close())
         self.digest = hashlib.blake2b(digest_size=16)
-        self.offsets = [0]
+        self.offsets = array("q", [0])  # 8 bytes per document
         self.pending: list[np.ndarray] = []
         self.pending_tokens = 0
 
