@@ -127,6 +127,11 @@ def prepare(source: DocumentSource, config: Any, ctx: kplug.RunContext, folder: 
         save_tokenizer(tokenizer, config.tokenizer, folder / FOLDER)
     except OSError as error:
         where = error.filename or folder
+        if not str(where).startswith(str(folder)):
+            raise kplug.DataError(
+                f"cannot read {where}: {error.strerror or error}; check that the data files "
+                "exist and are readable."
+            ) from None
         raise kplug.DataError(
             f"cannot write the prepared data to {where}: {error.strerror or error}. Free disk "
             "space there, or set KPLUG_DATA_CACHE to a folder with room (the preparation "

@@ -258,3 +258,17 @@ def test_a_corrupt_shard_found_at_training_time(cache, write, tmp_path, capsys):
     testing.assert_main_user_error(capsys, ["run", str(recipe), "--runs-dir",
                                             str(tmp_path / "runs")],
                                    str(tokens), "damaged", "kplug data --clear")  # fmt: skip
+
+
+def test_progress_is_plain_periodic_lines_when_not_on_a_terminal(caplog):
+    from kplug_text.progress import Progress
+
+    progress = Progress("cleaning", total_bytes=4_000_000, every=0.0)
+    with caplog.at_level("INFO", logger="kplug"):
+        progress.update(1_000_000, 10)
+        progress.update(1_000_000, 10)
+        progress.finish()
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 3 and "\r" not in "".join(lines)
+    assert lines[1].startswith("cleaning: 20 documents, 2.0 MB, ") and "50%, ETA" in lines[1]
+    assert "MB/s in " in lines[2]
