@@ -114,20 +114,19 @@ def prepared_text_data(source: DocumentSource, config: Any, ctx: kplug.RunContex
 
 def prepare(source: DocumentSource, config: Any, ctx: kplug.RunContext, folder: Path,
             key: str) -> None:  # fmt: skip
-    """Write the prepared dataset of `source` into `folder` (see module doc)."""
+    """Write the prepared dataset of `source` into `folder` (see module doc).
+
+    Raises:
+        kplug.DataError: naming the file or folder that cannot be read or written (a full
+            disk, a source file that cannot be read).
+    """
     PREPARATIONS["count"] += 1
-    started = time.perf_counter()
     log.info("data: preparing %s into %s", source.description, folder.parent / key)
     try:
-        cleaned = _clean_pass(source, config, ctx, folder)
-        parts = _split(cleaned.count, config)
-        tokenizer, train_seconds, sample = _train_tokenizer(folder, cleaned, parts, config, ctx)
-        shards, encoding = _encode_pass(folder, cleaned, parts, tokenizer)
-        (folder / CLEANED).unlink()
-        save_tokenizer(tokenizer, config.tokenizer, folder / FOLDER)
+        _prepare(source, config, ctx, folder, key)
     except OSError as error:
-        where = error.filename or folder
-        if not str(where).startswith(str(folder)):
+        where = error.filename or folder.parent
+        if not str(where).startswith(str(folder.parent)):
             raise kplug.DataError(
                 f"cannot read {where}: {error.strerror or error}; check that the data files "
                 "exist and are readable."
@@ -137,6 +136,17 @@ def prepare(source: DocumentSource, config: Any, ctx: kplug.RunContext, folder: 
             "space there, or set KPLUG_DATA_CACHE to a folder with room (the preparation "
             "needs about the corpus size, twice while it runs)."
         ) from None
+
+
+def _prepare(source: DocumentSource, config: Any, ctx: kplug.RunContext, folder: Path,
+             key: str) -> None:  # fmt: skip
+    started = time.perf_counter()
+    cleaned = _clean_pass(source, config, ctx, folder)
+    parts = _split(cleaned.count, config)
+    tokenizer, train_seconds, sample = _train_tokenizer(cleaned, parts, config, ctx)
+    shards, encoding = _encode_pass(folder, cleaned, parts, tokenizer)
+    (folder / CLEANED).unlink()
+    save_tokenizer(tokenizer, config.tokenizer, folder / FOLDER)
     report = {
         "source": source.description,
         **source.report,
@@ -370,7 +380,7 @@ def _split(n: int, config: Any) -> dict[str, np.ndarray]:
     return split_documents(n, config)
 
 
-def _train_tokenizer(folder, cleaned: CleanedText, parts, config, ctx):
+def _train_tokenizer(cleaned: CleanedText, parts, config, ctx):
     """The tokenizer, trained on the training documents up to the sample size."""
     start = time.perf_counter()
     budget = config.tokenizer_sample_characters
