@@ -33,13 +33,6 @@ from typing import Any
 import numpy as np
 
 import kplug
-from kplug.data_cache import (
-    content_key,
-    find_prepared,
-    mark_complete,
-    preparing,
-    write_durably,
-)
 from kplug_text.progress import Progress
 from kplug_text.token_shards import FORMAT, INDEX, ShardWriter, open_splits, token_dtype
 from kplug_text.tokenizer_files import FOLDER, load_tokenizer, save_tokenizer, train_tokenizer
@@ -81,15 +74,15 @@ class DocumentSource:
 def prepared_text_data(source: DocumentSource, config: Any, ctx: kplug.RunContext) -> kplug.Data:
     """The dataset's splits as memory-mapped `TokenDocuments`, prepared once per key."""
     settings = {k: v for k, v in config.model_dump(mode="json").items() if k not in NOT_IN_KEY}
-    key = content_key({"format": FORMAT, "dataset": source.name, "config": settings,
+    key = kplug.data_cache_key({"format": FORMAT, "dataset": source.name, "config": settings,
                        "source": source.identity})  # fmt: skip
-    folder = find_prepared(key)
+    folder = kplug.find_prepared(key)
     reused = folder is not None
     started = time.perf_counter()
     if folder is None:
-        with preparing(key) as temporary:
+        with kplug.preparing_dataset(key) as temporary:
             prepare(source, config, ctx, temporary, key)
-        folder = find_prepared(key)
+        folder = kplug.find_prepared(key)
         if folder is None:
             raise kplug.DataError(f"the prepared data {key} vanished from the cache after it "
                                   "was written; is another process clearing it?")  # fmt: skip
@@ -166,9 +159,9 @@ def _prepare(source: DocumentSource, config: Any, ctx: kplug.RunContext, folder:
     }  # fmt: skip
     index = {"format": FORMAT, "key": key, "dtype": token_dtype(tokenizer.vocabulary_size).str,
              "end_id": _end_id(tokenizer), "splits": shards, "report": report}  # fmt: skip
-    write_durably(folder / INDEX, json.dumps(index, indent=2).encode("utf-8"))
+    kplug.write_durably(folder / INDEX, json.dumps(index, indent=2).encode("utf-8"))
     seconds = time.perf_counter() - started
-    mark_complete(folder, {"dataset": source.name, "source": source.description,
+    kplug.mark_prepared(folder, {"dataset": source.name, "source": source.description,
                            "documents": cleaned.count, "tokens": encoding["tokens"],
                            "seconds": round(seconds, 1)})  # fmt: skip
     log.info("data: prepared %s documents, %s tokens in %.1f s", f"{cleaned.count:,}",

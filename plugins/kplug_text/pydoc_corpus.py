@@ -62,10 +62,9 @@ def load_pydoc_corpus(config: PydocCorpusConfig, ctx: kplug.RunContext) -> kplug
 def _prepared(config: PydocCorpusConfig, description: str, ctx: kplug.RunContext) -> kplug.Data:
     import pydoc_data.topics
 
-    from kplug.data_cache import file_identity
     from kplug_text.preparation import DocumentSource, prepared_text_data
 
-    identity = file_identity(Path(pydoc_data.topics.__file__))
+    identity = kplug.file_identity(Path(pydoc_data.topics.__file__))
     source = DocumentSource(
         name="pydoc_corpus",
         description=description,

@@ -171,11 +171,10 @@ def load_text_files(config: TextFilesConfig, ctx: kplug.RunContext) -> kplug.Dat
 def document_source(config: TextFilesConfig):
     """The files of `config.path` as a `DocumentSource` for a streamed preparation; their
     identity (path, size, mtime) is taken now and checked again after each is read."""
-    from kplug.data_cache import file_identity
     from kplug_text.preparation import DocumentSource
 
     files = find_files(config.path)
-    identities = [file_identity(p) for p in files]
+    identities = [kplug.file_identity(p) for p in files]
     return DocumentSource(
         name="text_files",
         description=config.path,
@@ -229,10 +228,8 @@ def _jsonl_texts(path: Path, handle, column: str):
 
 
 def _check_unchanged(path: Path, identity: dict) -> None:
-    from kplug.data_cache import file_identity
-
     try:
-        now = file_identity(path)
+        now = kplug.file_identity(path)
     except FileNotFoundError:
         now = None
     if now != identity:
