@@ -93,7 +93,7 @@ def wait_for_checkpoint(root: Path, process: subprocess.Popen, step: int) -> Pat
 def weights_and_steps(model_path: Path) -> tuple[list[np.ndarray], int]:
     import keras
 
-    import kplug.schedules  # noqa: F401  (registers the learning-rate schedule class)
+    import kplug.training.schedules  # noqa: F401  (registers the learning-rate schedule class)
 
     model = keras.saving.load_model(model_path)
     return model.get_weights(), int(model.optimizer.iterations)
