@@ -34,6 +34,30 @@ def tokens_per_second(steps: int, runs: Path, stream: bool) -> float:
     return tokens / result.metrics["train_seconds"]
 
 
+def input_batches_per_second(steps: int, stream: bool, batches: int = 300) -> float:
+    """Batches per second of the training input pipeline alone (no model)."""
+    import time
+
+    from kplug_distribute.input_pipeline import make_dataset
+
+    from kplug import load_recipe
+    from kplug.context import RunContext
+    from kplug.plugins import registry
+    from kplug.stages import load_data
+
+    recipe = load_recipe(RECIPE, [*overrides(steps), f"data.stream={str(stream).lower()}"])
+    ctx = RunContext(recipe, registry())
+    data = ctx.build(recipe.objective).adapt(load_data(ctx), ctx)
+    dataset = make_dataset(data.train, batch_size=recipe.data.options.batch_size,
+                           training=True, seed=recipe.seed)  # fmt: skip
+    iterator = iter(dataset)
+    next(iterator)
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(iterator)
+    return batches / (time.perf_counter() - start)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=40)
