@@ -82,7 +82,7 @@ def test_the_saved_gan_loads_safely_with_both_optimizers(gan_run):
 
 
 def test_generator_and_discriminator_load_in_plain_keras(gan_run, tmp_path):
-    from kplug.models import load_model
+    from kplug.training.models import load_model
 
     gan = load_model(gan_run.directory / "model.keras", compile=False)
     noise = np.random.default_rng(0).standard_normal((3, 100)).astype("float32")
