@@ -17,7 +17,6 @@ import os
 import platform
 import time
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +92,7 @@ def run(
     ctx.directory = directory
     directory.write_text("recipe.resolved.yaml", recipe.to_yaml())
     handler = _log_to(directory / "train.log")
-    from kplug.plugins import plugin_manager
+    from kplug.plugins import call_lifecycle, plugin_manager
 
     hook = plugin_manager().hook
     result = RunResult(directory, status="failed")
@@ -118,8 +117,9 @@ def run(
         directory.update_manifest(
             status=result.status, finished=utc_now(), timings=timings, strategy=strategy
         )
-        with contextlib.suppress(Exception):
-            hook.run_finished(run=ctx, result={"status": result.status, "metrics": result.metrics})
+        # Each plugin's run_finished on its own: one that raises is a warning naming it.
+        call_lifecycle("run_finished", run=ctx,
+                       result={"status": result.status, "metrics": result.metrics})  # fmt: skip
         logging.getLogger("kplug").removeHandler(handler)
         handler.close()
 
@@ -345,7 +345,7 @@ def _open_for_resume(ctx: RunContext, path: str | os.PathLike) -> RunDirectory:
         raise RunError(
             f"--resume works with strategies that train with Keras fit in one process "
             f"(this one: {ctx.recipe.strategy.name}); a multi-worker run resumes from its "
-            "per-epoch backup: kplug launch --restart-failed."
+            f"per-epoch backup as its strategy says: kplug describe {ctx.recipe.strategy.name}"
         )
     directory, ctx.resume_from = open_for_resume(path, ctx.recipe)
     checkpoint = ctx.resume_from
@@ -428,18 +428,8 @@ def smoke_recipe(recipe: Recipe) -> Recipe:
 # ---------------------------------------------------------------------------------------
 
 
-def versions() -> dict[str, str]:
-    """Versions of Python and the libraries kplug runs on (without importing them)."""
-    out = {"python": platform.python_version()}
-    for dist in ("kplug", "tensorflow", "keras", "keras-hub", "numpy", "tf-keras",
-                 "tensorflow-model-optimization", "keras-tuner", "jax"):  # fmt: skip
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            out[dist] = metadata.version(dist)
-    return out
-
-
 def _manifest_start(ctx: RunContext) -> dict[str, Any]:
-    from kplug.plugins import plugins
+    from kplug.plugins import plugins, versions
 
     return {
         "name": ctx.recipe.name,

@@ -206,7 +206,8 @@ def test_hook_register_compressors(ran):
 def test_hook_register_tuners(write):
     with testing.registered(ThrowawayPlugin(), name="throwaway"):
         recipe = testing.recipe({**RECIPE, "search": {"tuner": "hook_tuner", "max_trials": 5}})
-        assert recipe.search.name == "hook_tuner" and recipe.search.config.max_trials == 5
+        search = recipe.section("search")
+        assert search.name == "hook_tuner" and search.config.max_trials == 5
         assert recipe.resolved()["search"] == {"tuner": "hook_tuner", "max_trials": 5}
         with pytest.raises(kplug.RecipeError, match="unknown tuner 'hook_tunr'"):
             testing.recipe({**RECIPE, "search": {"tuner": "hook_tunr"}})
