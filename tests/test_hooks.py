@@ -171,9 +171,18 @@ RECIPE = {
 @pytest.fixture(scope="module")
 def ran(tmp_path_factory):
     plugin = ThrowawayPlugin()
-    with testing.registered(plugin, name="throwaway"):
+    # A plugin whose run_finished raises, called before the throwaway's: it must not
+    # keep the throwaway's run_finished from running (test_hook_run_finished).
+    with testing.registered(plugin, name="throwaway"), \
+         testing.registered(RunFinishedRaises(), name="raiser"):  # fmt: skip
         result = testing.smoke_run(RECIPE, tmp_path_factory.mktemp("runs"), smoke=False)
     return plugin, result
+
+
+class RunFinishedRaises:
+    @kplug.hookimpl
+    def run_finished(self, run, result):
+        raise RuntimeError("cannot reach the results server")
 
 
 def test_hook_register_datasets(ran):

@@ -110,3 +110,13 @@ def test_recipe_naming_a_component_of_a_broken_plugin(site, tmp_path):
     result = testing.cli("validate", str(recipe), env=env_with(site))
     testing.assert_user_error(result, "unknown architecture 'broken_net'",
                               "plugins that failed to load: broken")  # fmt: skip
+
+
+def test_an_import_failure_is_a_warning_with_its_traceback_under_debug(site):
+    quiet = testing.cli("plugins", env=env_with(site))
+    assert quiet.returncode == 0
+    assert "plugin 'broken' failed and is left out: ImportError: needs libfoo" in quiet.stderr
+    assert "Traceback" not in quiet.stderr and "--debug" in quiet.stderr
+    debug = testing.cli("plugins", "--debug", env=env_with(site))
+    assert "Traceback (most recent call last)" in debug.stderr
+    assert 'raise ImportError("needs libfoo' in debug.stderr.replace("'", '"')

@@ -57,7 +57,9 @@ def register_objectives(register):
              "the [CLS] output (NLI-style fine-tuning)")  # fmt: skip
 
 
-@kplug.hookimpl
+# The text plugin declares register_tokenizers and the distribution plugin layout_rules
+# (add_hookspecs); optionalhook: without them loaded, these are simply never called.
+@kplug.hookimpl(optionalhook=True)
 def register_tokenizers(register):
     register("pretrained_wordpiece", PretrainedWordPiece, config=PretrainedWordPieceConfig,
              summary="the WordPiece vocabulary of a preset or an earlier run")  # fmt: skip
@@ -76,7 +78,7 @@ def keras_objects():
     }
 
 
-@kplug.hookimpl
+@kplug.hookimpl(optionalhook=True)
 def layout_rules(architecture, config):
     """Tensor-parallel sharding of `bert`/`gpt2` for `jax_model_parallel`, in the style of
     keras-hub's `GemmaBackbone.get_layout_map`: attention heads and the feed-forward
