@@ -29,6 +29,7 @@ from typing import Any
 import pluggy
 
 from kplug import hookspecs
+from kplug.errors import KplugError, PluginError
 from kplug.registry import KINDS, RecipeSection, Registry
 
 PROJECT = "kplug"
@@ -226,10 +227,20 @@ def call_each(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> list[t
     return outcomes
 
 
-def call_lifecycle(hook_name: str, **kwargs: Any) -> None:
+def call_lifecycle(hook_name: str, *, fail: bool = False, **kwargs: Any) -> None:
     """Call a lifecycle hook of every plugin, each on its own. A plugin that raises is
-    reported by name as a warning (its traceback with --debug); the others still run."""
+    reported by name as a warning (its traceback with --debug) and the others still run;
+    with `fail`, the first error fails the caller instead: a `KplugError` as it is (a
+    plugin refusing), anything else as a `PluginError` naming the plugin."""
     for plugin, outcome in call_each(plugin_manager(), hook_name, **kwargs):
+        if isinstance(outcome, KplugError) and fail:
+            raise outcome
+        if isinstance(outcome, BaseException) and fail:
+            raise PluginError(
+                f"plugin {plugin!r}: {hook_name} raised {_one_line(outcome)} (rerun with "
+                "--debug for its traceback; KPLUG_DISABLE_PLUGINS or KPLUG_LOAD_PLUGINS can "
+                "leave the plugin out)"
+            ) from outcome
         if isinstance(outcome, BaseException):
             log.warning("plugin %r: %s raised %s", plugin, hook_name, _one_line(outcome))
             if debugging():

@@ -125,6 +125,8 @@ def run(
 
 
 def _pipeline(ctx: RunContext, hook: Any, timings: dict[str, float]) -> dict[str, Any]:
+    from kplug.plugins import call_lifecycle
+
     recipe, directory = ctx.recipe, ctx.directory
     preflight(ctx, parameters=_estimated_parameters(ctx))  # before TensorFlow and the data
     import keras
@@ -137,7 +139,7 @@ def _pipeline(ctx: RunContext, hook: Any, timings: dict[str, float]) -> dict[str
     keras.config.set_dtype_policy(dtype_policy(recipe))
 
     stage = _Stages(timings)
-    hook.run_started(run=ctx)
+    call_lifecycle("run_started", fail=True, run=ctx)  # a raising plugin is named
     with ctx.strategy.scope():
         with stage("data"):
             objective = prepare_data(ctx)

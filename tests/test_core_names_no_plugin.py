@@ -10,7 +10,9 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PLUGIN_PACKAGES = sorted(p.name for p in (ROOT / "plugins").iterdir() if p.name.startswith("kplug_"))
+PLUGIN_PACKAGES = sorted(
+    p.name for p in (ROOT / "plugins").iterdir() if p.name.startswith("kplug_")
+)
 PLUGIN_NAMES = [
     *PLUGIN_PACKAGES,
     "layout_rules", "register_cleaners", "register_tokenizers",  # hooks plugins declare
@@ -20,7 +22,9 @@ PLUGIN_NAMES = [
     "keras-hub", "keras_hub", "keras-tuner", "keras_tuner",  # libraries of plugins
     "tensorflow-model-optimization", "tensorflow_model_optimization",
 ]  # fmt: skip
-PATTERN = re.compile(r"(?<![A-Za-z_])(" + "|".join(map(re.escape, PLUGIN_NAMES)) + r")(?![A-Za-z_])")
+PATTERN = re.compile(
+    r"(?<![A-Za-z_])(" + "|".join(map(re.escape, PLUGIN_NAMES)) + r")(?![A-Za-z_])"
+)
 
 
 def code_texts(tree: ast.AST) -> list[tuple[int, str]]:
@@ -75,5 +79,15 @@ for dist in ("keras-hub", "numpy"): pass
 if data.get("search"): pass
 '''
     names = sorted(name for _, name in plugin_names_in(source))
-    assert names == sorted(["kplug_text", "kplug_distribute", "layout_rules", "register_cleaners",
-                            "cleaner", "kplug launch", "keras-hub", "search"])
+    assert names == sorted(
+        [
+            "kplug_text",
+            "kplug_distribute",
+            "layout_rules",
+            "register_cleaners",
+            "cleaner",
+            "kplug launch",
+            "keras-hub",
+            "search",
+        ]
+    )

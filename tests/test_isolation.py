@@ -113,8 +113,9 @@ def test_a_closed_stdout_ends_quietly():
     read, write = os.pipe()
     os.close(read)
     try:
-        result = subprocess.run([sys.executable, "-m", "kplug", "plugins", "--json"],
-                                stdout=write, stderr=subprocess.PIPE, text=True, timeout=120)  # fmt: skip
+        command = [sys.executable, "-m", "kplug", "plugins", "--json"]
+        result = subprocess.run(command, stdout=write, stderr=subprocess.PIPE, text=True,
+                                timeout=120)  # fmt: skip
     finally:
         os.close(write)
     assert "BrokenPipeError" not in result.stderr and "internal error" not in result.stderr
@@ -126,3 +127,16 @@ def test_plugins_json_works_beside_a_broken_plugin(capsys):
         assert main(["plugins", "--json"]) == 0
     names = {p["name"] for p in json.loads(capsys.readouterr().out)}
     assert {"vision", "badcmd"} <= names
+
+
+class StartRaises:
+    @kplug.hookimpl
+    def run_started(self, run):
+        raise KeyError("tracking_uri")
+
+
+def test_a_raising_run_started_fails_the_run_naming_the_plugin():
+    with testing.registered(StartRaises(), name="tracker"):
+        with pytest.raises(kplug.PluginError, match="plugin 'tracker': run_started raised "
+                           "KeyError: 'tracking_uri'"):  # fmt: skip
+            plugins.call_lifecycle("run_started", fail=True, run=None)
