@@ -85,12 +85,11 @@ def test_third_party_plugin_is_listed_and_runs(site, tmp_path):
     run = testing.cli("run", str(recipe), "--smoke", "--runs-dir", str(tmp_path / "runs"),
                       env=env_with(site))  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
-    assert (
-        "third"
-        in json.loads((tmp_path / "runs" / "third").glob("*/manifest.json").__next__().read_text())[
-            "plugins"
-        ]
-    )
+    manifest = json.loads(next((tmp_path / "runs" / "third").glob("*/manifest.json")).read_text())
+    assert "third" in manifest["plugins"]
+    # Versions come from the loaded plugins' distributions and their requirements.
+    assert manifest["versions"]["kplug-third"] == "0.3.0"
+    assert manifest["versions"]["keras-hub"] and manifest["versions"]["pydantic"]
 
 
 def test_allowlist_controls_third_party_loading(site):
