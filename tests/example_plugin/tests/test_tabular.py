@@ -1,7 +1,9 @@
 import json
 
 import kplug_tabular
+import pytest
 
+import kplug
 from kplug import testing
 
 
@@ -32,13 +34,10 @@ def test_regression_trains_exports_and_reports(tmp_path):
     assert len(epochs) == 1  # stop_at_loss stopped after the first epoch
 
 
-def test_a_missing_target_column_is_a_user_error(tmp_path):
-    (tmp_path / "r.yaml").write_text(
-        f"name: r\ndata: {{name: csv_table, path: {write_table(tmp_path / 't.csv')}, "
-        "target: price}\nmodel: {name: tabular_mlp}\nobjective: {name: regression}\n"
-    )
-    result = testing.cli("data", str(tmp_path / "r.yaml"))
-    testing.assert_user_error(result, "data.target: no column 'price'", "x1, x2, y")
+def test_a_missing_target_column_is_a_data_error(tmp_path):
+    config = kplug_tabular.TableConfig(path=write_table(tmp_path / "t.csv"), target="price")
+    with pytest.raises(kplug.DataError, match="data.target: no column 'price'.*x1, x2, y"):
+        kplug_tabular.load_table(config, ctx=None)
 
 
 def test_classification_on_a_table_is_refused(tmp_path):
