@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Field, PositiveInt, model_serializer, model_validator
 
 import kplug
 
@@ -43,7 +43,9 @@ class TransformerConfig(kplug.Config):
             raise ValueError("attention: local needs a window (positions on each side), e.g. 16")
         if self.window is not None and self.attention != "local":
             raise ValueError("window is only used with attention: local; remove it")
-        given = sorted(set(SIZE_FIELDS) & self.model_fields_set)
+        # Defaults written out (a run's recipe.resolved.yaml) change nothing: only values.
+        given = sorted(f for f in set(SIZE_FIELDS) & self.model_fields_set
+                       if getattr(self, f) != type(self).model_fields[f].default)  # fmt: skip
         if self.preset and given:
             raise ValueError(
                 f"the preset defines the model's size; remove {', '.join(given)} or the preset"
@@ -51,6 +53,16 @@ class TransformerConfig(kplug.Config):
         if self.hidden % self.heads:
             raise ValueError(f"hidden ({self.hidden}) must be a multiple of heads ({self.heads})")
         return self
+
+    @model_serializer(mode="wrap")
+    def _without_size_of_a_preset(self, handler):
+        # The resolved recipe (and so `kplug resume`) must validate again: a preset's size
+        # comes from the preset, and size keys next to it are refused.
+        data = handler(self)
+        if self.preset:
+            for key in SIZE_FIELDS:
+                data.pop(key, None)
+        return data
 
 
 def estimate_parameters(config: TransformerConfig, facts: dict, *, encoder: bool) -> dict:
