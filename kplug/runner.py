@@ -107,6 +107,11 @@ def run(
         directory.update_manifest(error=str(error))
         raise
     except Exception as error:
+        from kplug.backends import missing_tensorflow
+
+        if (missing := missing_tensorflow(error)) is not None:
+            directory.update_manifest(error=str(missing))
+            raise missing from error
         directory.update_manifest(error=f"{type(error).__name__}: {error}")
         log.exception("run failed")
         raise
@@ -190,7 +195,11 @@ def _pipeline(ctx: RunContext, hook: Any, timings: dict[str, float]) -> dict[str
 
 
 def use_backend(backend: str) -> None:
-    """Select the Keras backend before Keras is imported; refuse a conflicting one."""
+    """Select the Keras backend before Keras is imported; refuse a conflicting one or one
+    that is not installed."""
+    from kplug.backends import require_backend
+
+    require_backend(backend)
     if "keras" in sys.modules:
         import keras
 
