@@ -36,12 +36,14 @@ def test_jax_sigkill_in_second_phase_then_resume_matches_an_uninterrupted_run(re
     plugins = request.getfixturevalue("site")
     recipe = tmp_path / "jax.yaml"
     recipe.write_text(JAX_RECIPE)
-    reference = _start(plugins, "run", str(recipe), "--runs-dir", str(tmp_path / "reference"))
     killed = _start(plugins, "run", str(recipe), "--runs-dir", str(tmp_path / "killed"))
-    run_dir = _wait_for_checkpoint(tmp_path / "killed", killed, 75)  # mid phase 2
+    run_dir = _wait_for_checkpoint(tmp_path / "killed", killed, 70)  # phase 2: steps 60-89
     killed.send_signal(signal.SIGKILL)
     assert killed.wait(timeout=60) == -signal.SIGKILL
 
+    # One run at a time before the kill, so that a loaded machine still reaches step 70
+    # within the helper's deadline; the uninterrupted reference runs beside the resume.
+    reference = _start(plugins, "run", str(recipe), "--runs-dir", str(tmp_path / "reference"))
     code, out, err = _finish(_start(plugins, "run", str(recipe), "--resume", str(run_dir)))
     assert code == 0, err[-3000:]
     code, _, err = _finish(reference)
@@ -50,7 +52,7 @@ def test_jax_sigkill_in_second_phase_then_resume_matches_an_uninterrupted_run(re
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "completed" and manifest["backend"] == "jax"
     (resume,) = manifest["resumed"]
-    assert resume["global_step"] >= 75 and resume["step_in_epoch"] > 0
+    assert resume["global_step"] >= 70 and resume["step_in_epoch"] > 0
     expected, expected_steps = _weights_and_steps(reference_dir / "model.keras")
     got, steps = _weights_and_steps(run_dir / "model.keras")
     assert steps == expected_steps > 0
