@@ -212,8 +212,8 @@ def kplug_worker(args: argparse.Namespace) -> dict:
         # Diagnostic only: lets Keras dispatch kplug's per-step callbacks (the NaN stop,
         # the step checkpoint's step count) on a thread, so that no step waits for the
         # host to read the loss. It measures what that per-step synchronisation costs.
-        from kplug.callbacks import StopOnNonFinite
-        from kplug.step_checkpoint import StepCheckpoint
+        from kplug.training.callbacks import StopOnNonFinite
+        from kplug.training.step_checkpoint import StepCheckpoint
 
         StopOnNonFinite.async_safe = StepCheckpoint.async_safe = True
     shape, batch = args.shape, args.batch[0]

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from kplug import splits
+from kplug import count_examples, select_examples
 
 
 def tensorflow_installed() -> bool:
@@ -41,7 +41,7 @@ def array_batches(
     class ArrayBatches(keras.utils.PyDataset):
         def __init__(self) -> None:
             super().__init__()
-            self.examples = splits.count(split)
+            self.examples = count_examples(split)
             self.per_epoch = max(1, _batches(self.examples, batch_size, drop_remainder))
             self._order: tuple[int, np.ndarray] | None = None
 
@@ -51,10 +51,10 @@ def array_batches(
 
         def __getitem__(self, index: int) -> tuple:
             if not training:
-                return splits.select(split, np.arange(self.examples)[_window(index, batch_size)])
+                return select_examples(split, np.arange(self.examples)[_window(index, batch_size)])
             epoch, batch = divmod(start_step + index, self.per_epoch)
             order = self._epoch_order(epoch)
-            return splits.select(split, order[_window(batch, batch_size)])
+            return select_examples(split, order[_window(batch, batch_size)])
 
         def _epoch_order(self, epoch: int) -> np.ndarray:
             if self._order is None or self._order[0] != epoch:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kplug import splits
+from kplug import count_examples, is_array_split
 from kplug_distribute.array_batches import array_batches, tensorflow_installed
 
 
@@ -43,14 +43,14 @@ def make_dataset(
             data between workers.
         drop_remainder: drop a last partial batch (devices that need equal shards).
     """
-    if splits.is_arrays(split) and not sharded and not tensorflow_installed():
+    if is_array_split(split) and not sharded and not tensorflow_installed():
         return array_batches(split, batch_size=batch_size, training=training, shuffle=shuffle,
                              seed=seed, start_step=start_step,
                              drop_remainder=drop_remainder)  # fmt: skip
     import tensorflow as tf
 
-    known = splits.count(split) is not None
-    if splits.is_arrays(split):
+    known = count_examples(split) is not None
+    if is_array_split(split):
         tensors = tf.nest.map_structure(tf.convert_to_tensor, split)
         n = int(tf.nest.flatten(tensors)[0].shape[0])
 
@@ -95,7 +95,7 @@ def make_dataset(
 
 def steps_per_epoch(split: Any, batch_size: int, drop_remainder: bool = False) -> int | None:
     """Batches in one epoch of `split`; None when its size is unknown."""
-    n = splits.count(split)
+    n = count_examples(split)
     if n is None:
         return None
     return n // batch_size if drop_remainder else -(-n // batch_size)
