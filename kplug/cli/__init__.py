@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from kplug.errors import KplugError
@@ -65,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         filter_native_logs()
     _configure_logging()
+    _handle_interrupts()
     try:
         parser = build_parser()
         args, extra = parser.parse_known_args(argv)
@@ -94,6 +97,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+
+
+def _handle_interrupts() -> None:
+    """Ctrl-C and `kill -INT` stop kplug even when it inherited SIGINT ignored (a shell
+    starts background jobs, `kplug run ... &`, that way): training then saves a checkpoint
+    and stops, like SIGTERM, and elsewhere it ends with KeyboardInterrupt (exit 130)."""
+    main_thread = threading.current_thread() is threading.main_thread()
+    if main_thread and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _printable(text: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Field, PositiveInt, model_serializer, model_validator
 
 import kplug
 
@@ -53,6 +53,16 @@ class TransformerConfig(kplug.Config):
         if self.hidden % self.heads:
             raise ValueError(f"hidden ({self.hidden}) must be a multiple of heads ({self.heads})")
         return self
+
+    @model_serializer(mode="wrap")
+    def _without_size_of_a_preset(self, handler):
+        # The resolved recipe (and so `kplug resume`) must validate again: a preset's size
+        # comes from the preset, and size keys next to it are refused.
+        data = handler(self)
+        if self.preset:
+            for key in SIZE_FIELDS:
+                data.pop(key, None)
+        return data
 
 
 def estimate_parameters(config: TransformerConfig, facts: dict, *, encoder: bool) -> dict:
