@@ -134,6 +134,11 @@ def run(
         directory.record_in_manifest(error=str(problem))
         raise problem from None
     except Exception as error:
+        from kplug.backends import missing_tensorflow
+
+        if (missing := missing_tensorflow(error)) is not None:
+            directory.record_in_manifest(error=str(missing))
+            raise missing from error
         directory.record_in_manifest(error=f"{type(error).__name__}: {error}")
         log.exception("run failed")
         raise
