@@ -256,10 +256,15 @@ def _vjp(function: Callable, inputs: tuple, cotangent: Any) -> tuple[Any, list]:
     if backend == "tensorflow":
         import tensorflow as tf
 
+        # In a graph, recomputing a block could otherwise run as soon as its inputs are
+        # rebuilt, before the blocks above it are differentiated, and keep every block's
+        # activations alive at once: wait for the cotangent.
+        with tf.control_dependencies([cotangent]):
+            inputs = [tf.identity(x) for x in inputs]
         with tf.GradientTape() as tape:
             tape.watch(inputs)
             outputs = function(*inputs)
-        return outputs, tape.gradient(outputs, list(inputs), output_gradients=cotangent)
+        return outputs, tape.gradient(outputs, inputs, output_gradients=cotangent)
     raise NotImplementedError(
         f"reversible blocks have a custom gradient for the tensorflow and jax backends, "
         f"not {backend}"

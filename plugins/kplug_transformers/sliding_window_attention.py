@@ -42,8 +42,11 @@ class SlidingWindowAttention(SelfAttention):
 
     def attend(self, query, key, value, padding_mask):
         length = query.shape[1]
-        block = min(self.window, length)
-        blocks = -(-length // block)
+        if length is None:  # traced for any length (generation): blocks of `window`
+            length, block = ops.shape(query)[1], self.window
+        else:
+            block = min(self.window, length)
+        blocks = (length + block - 1) // block
         pad = blocks * block - length
 
         def in_blocks(x):  # (batch, length, ...) -> (batch, blocks, block, ...)
@@ -105,7 +108,7 @@ class SlidingWindowAttention(SelfAttention):
         scores = ops.einsum("bgnh,bknh->bngk", query[:, : self.global_tokens], key)
         allowed = padding_mask[:, None, None, :]
         if self.causal:
-            positions = ops.arange(query.shape[1])
+            positions = ops.arange(ops.shape(query)[1])
             allowed = allowed & (positions[None, :] <= positions[: self.global_tokens, None])
         weights = ops.softmax(masked_logits(scores, allowed, self.key_dim), axis=-1)
         return ops.einsum("bngk,bknh->bgnh", ops.cast(weights, value.dtype), value)
