@@ -12,7 +12,8 @@ configuration: peak RSS of the process, the step's memory (peak RSS minus the RS
 after the model was built), the timed step's seconds. Options: sliding_window window
 128; axial a square grid (rows = sqrt(length)); lsh chunks of 64, 2 rounds. Full
 attention is skipped (with the reason) where its scores alone would not fit half the
-memory available. Nothing here imports TensorFlow under `--backend jax`.
+memory available. Under `--backend jax` nothing here needs TensorFlow (Keras imports it
+when it is installed): `--block-tensorflow` makes `import tensorflow` fail in the children.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def child(attention: str, length: int) -> dict:
     loss = model.train_on_batch(ids[:, :-1], ids[:, 1:])
     seconds = time.perf_counter() - start
     return {"built_rss_mib": built, "step_seconds": seconds, "loss": float(loss),
-            "tensorflow_imported": "tensorflow" in sys.modules}  # fmt: skip
+            "tensorflow_imported": sys.modules.get("tensorflow") is not None}  # fmt: skip
 
 
 def main() -> None:
@@ -83,9 +84,13 @@ def main() -> None:
     parser.add_argument("--backend", default="tensorflow", choices=("tensorflow", "jax"))
     parser.add_argument("--lengths", type=int, nargs="+", default=[1024, 4096, 16384])
     parser.add_argument("--attention", nargs="+", default=list(ATTENTIONS), choices=ATTENTIONS)
+    parser.add_argument("--block-tensorflow", action="store_true",
+                        help="children run with `import tensorflow` failing (jax)")  # fmt: skip
     parser.add_argument("--child", nargs=2, metavar=("ATTENTION", "LENGTH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
+        if args.block_tensorflow:
+            sys.modules["tensorflow"] = None  # any `import tensorflow` raises ImportError
         print(json.dumps(child(args.child[0], int(args.child[1]))))
         return
     env = {"KERAS_BACKEND": args.backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -101,6 +106,7 @@ def main() -> None:
                       f"half the {available_mib() / 1024:.0f} GiB available")  # fmt: skip
                 continue
             command = [sys.executable, os.path.abspath(__file__), "--child", attention, str(length)]
+            command += ["--block-tensorflow"] if args.block_tensorflow else []
             result = run_measured(command, env=env)
             step = result["peak_rss_mib"] - result["built_rss_mib"]
             results[attention, length] = step

@@ -22,9 +22,9 @@ ATTENTION_KEYS = {
 REQUIRED_KEY = {"local": "window", "sliding_window": "window", "axial": "axial_rows",
                 "lsh": "bucket_size"}  # fmt: skip
 REQUIRED_KEY_HELP = {
-    "window": "it needs a window (positions seen on each side), e.g. 16",
-    "axial_rows": "the rows of the grid the sequence is laid out in, e.g. 32",
-    "bucket_size": "the positions per chunk, e.g. 64",
+    "window": "a window (positions seen on each side), e.g. window: 16",
+    "axial_rows": "axial_rows (rows of the grid the sequence is laid out in), e.g. 32",
+    "bucket_size": "bucket_size (positions per chunk), e.g. 64",
 }
 
 
@@ -102,9 +102,7 @@ class TransformerConfig(kplug.Config):
     def _attention_keys_consistent(self) -> None:
         required = REQUIRED_KEY.get(self.attention)
         if required and getattr(self, required) is None:
-            raise ValueError(
-                f"attention: {self.attention} needs {required}: {REQUIRED_KEY_HELP[required]}"
-            )
+            raise ValueError(f"attention: {self.attention} needs {REQUIRED_KEY_HELP[required]}")
         for key in ("window", "global_tokens", "axial_rows", "bucket_size", "hash_rounds"):
             users = [name for name, keys in ATTENTION_KEYS.items() if key in keys]
             if key in self.model_fields_set and self.attention not in users:

@@ -99,7 +99,7 @@ def test_lengths_that_do_not_fit_the_attention_are_user_errors(write, capsys, tm
     [
         ("attention: lsh", "needs bucket_size"),
         ("attention: axial", "needs axial_rows"),
-        ("attention: sliding_window", "needs window"),
+        ("attention: sliding_window", "needs a window"),
         ("attention: full, global_tokens: 1", "only used with attention: sliding_window"),
         ("attention: axial, axial_rows: 4, bucket_size: 4", "only used with attention: lsh"),
         ("reversible: true, dropout: 0.1", "set dropout: 0"),
