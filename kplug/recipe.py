@@ -46,7 +46,14 @@ TOP_LEVEL = (*SCALARS, *COMPONENT_SECTIONS, *CORE_SECTIONS, *LIST_SECTIONS, "sea
 REQUIRED = ("data", "model", "objective")
 DEFAULT_SECTIONS = {"strategy": {"name": "default"}}
 
-Origin = str  # "file:line" or "command line"
+Origin = str  # "file:line" or "command line: key=value"
+COMMAND_LINE = "command line: "
+
+# A recipe is a page of settings: refuse files and `extends:` graphs far beyond that
+# before parsing them, and override keys deeper than any section.
+MAX_RECIPE_BYTES = 1 << 20
+MAX_RECIPE_FILES = 64
+MAX_KEY_DEPTH = 32
 
 
 @dataclass(frozen=True)
@@ -208,13 +215,17 @@ def load_recipe(
         RecipeError: listing every problem, each with file:line and key path.
     """
     origins: dict[tuple, Origin] = {}
-    data = _load_file(Path(path), origins, chain=())
+    data = _load_file(Path(path), origins, chain=(), loaded={})
     return Recipe.from_dict(
         data, source=str(path), overrides=overrides, registry=registry, lines=origins
     )
 
 
-def _load_file(path: Path, origins: dict[tuple, Origin], chain: tuple[Path, ...]) -> dict:
+def _load_file(
+    path: Path, origins: dict[tuple, Origin], chain: tuple[Path, ...], loaded: dict
+) -> dict:
+    """One recipe file merged over its `extends:` bases. `loaded` holds each file already
+    read in this load (a base that several recipes of the graph extend is read once)."""
     shown = str(path)
     if not path.exists():
         raise RecipeError(f"recipe file not found: {shown} (check the path; cwd is {os.getcwd()})")
@@ -224,7 +235,31 @@ def _load_file(path: Path, origins: dict[tuple, Origin], chain: tuple[Path, ...]
     if resolved in chain:
         cycle = " -> ".join(str(p) for p in (*chain, resolved))
         raise RecipeError(f"{shown}: the recipe extends itself ({cycle}); remove the cycle.")
+    if resolved in loaded:
+        data, file_origins = loaded[resolved]
+        origins.update(file_origins)
+        return _copy(data)
+    if len(loaded) + len(chain) >= MAX_RECIPE_FILES:
+        raise RecipeError(
+            f"{shown}: recipe too large: its `extends:` graph names more than "
+            f"{MAX_RECIPE_FILES} files; a recipe extends a few bases."
+        )
+    mine: dict[tuple, Origin] = {}
+    data = _read_recipe_file(path, shown, mine, chain + (resolved,), loaded)
+    loaded[resolved] = (data, mine)
+    origins.update(mine)
+    return _copy(data)
+
+
+def _read_recipe_file(
+    path: Path, shown: str, origins: dict[tuple, Origin], chain: tuple[Path, ...], loaded: dict
+) -> dict:
     try:
+        if path.stat().st_size > MAX_RECIPE_BYTES:
+            raise RecipeError(
+                f"{shown}: recipe too large ({path.stat().st_size:,} bytes; at most "
+                f"{MAX_RECIPE_BYTES:,}); a recipe is a page of settings."
+            )
         raw = path.read_bytes()
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -259,7 +294,7 @@ def _load_file(path: Path, origins: dict[tuple, Origin], chain: tuple[Path, ...]
                 f"{here[('extends',)]}: extends: base recipe {ref!r} not found "
                 f"(looked for {base_path})."
             )
-        base = _load_file(base_path, origins, (*chain, resolved))
+        base = _load_file(base_path, origins, chain, loaded)
         merged = merge(merged, base)
     origins.update(here)
     return merge(merged, data)
@@ -298,8 +333,14 @@ def parse_override(text: str) -> tuple[str, tuple[str | int, ...], Any]:
         )
     parts = body.strip().split(".")
     if not body.strip() or any(not p.strip() for p in parts):
-        raise RecipeError(f"override {text!r}: the key is empty or has an empty part.")
-    path = tuple(int(p) if p.isdigit() else p for p in parts)
+        raise RecipeError(f"override {text[:200]!r}: the key is empty or has an empty part.")
+    if len(parts) > MAX_KEY_DEPTH:
+        raise RecipeError(
+            f"override {text[:80]!r}...: the key is nested too deeply ({len(parts)} levels; "
+            f"recipe keys have at most {MAX_KEY_DEPTH})."
+        )
+    # Only ASCII digits index a list: `²`.isdigit() is true, but int() refuses it.
+    path = tuple(int(p) if p.isascii() and p.isdigit() else p for p in parts)
     return op, path, value
 
 
@@ -312,6 +353,7 @@ def apply_overrides(
         op, path, value = parse_override(text)
         if path[0] == "extends":
             raise RecipeError(f"override {text!r}: `extends` can only be set in the recipe file.")
+        path = _dotted_keys(data, path)
         parent = data
         for depth, part in enumerate(path[:-1]):
             child = _child(parent, part, text, path[: depth + 1], create=op == "set")
@@ -348,12 +390,30 @@ def apply_overrides(
         for key in [k for k in origins if k[: len(path)] == path]:
             del origins[key]
         for n in range(1, len(path) + 1):  # keys this override created come from it too
-            origins.setdefault(path[:n], f"command line ({text})")
-        origins[path] = f"command line ({text})"
+            origins.setdefault(path[:n], COMMAND_LINE + text)
+        origins[path] = COMMAND_LINE + text
     return data
 
 
+def _dotted_keys(data: dict, path: tuple) -> tuple:
+    """`path` with the parts that name one dotted key joined: in a mapping whose keys are
+    recipe keys (`search.space: {optimizer.learning_rate: [...]}`), the rest of the
+    override's key is one key when that key exists or the mapping's keys have dots."""
+    parent: Any = data
+    for depth, part in enumerate(path[:-1]):
+        if not isinstance(parent, dict):
+            break
+        rest = ".".join(map(str, path[depth:]))
+        if rest in parent or any("." in str(key) for key in parent):
+            return (*path[:depth], rest)
+        parent = parent.get(part) if not isinstance(part, int) else None
+    return path
+
+
 def _child(parent: Any, part: str | int, text: str, path: tuple, *, create: bool) -> Any:
+    listed = isinstance(parent, list) and isinstance(part, int) and part < len(parent)
+    if listed and isinstance(parent[part], str):  # a component by bare name takes parameters
+        parent[part] = {"name": parent[part]}
     if isinstance(parent, dict):
         if part not in parent:
             if not create:
@@ -400,6 +460,12 @@ class _Problems:
             if origin:
                 break
         where = origin or self.source
+        # A section's own check (a model validator) of a value set on the command line.
+        if not where.startswith(COMMAND_LINE):
+            under = [o for k, o in self.origins.items() if k[: len(path)] == path]
+            overrides = sorted({o for o in under if o.startswith(COMMAND_LINE)})
+            if overrides:
+                where = f"{', '.join(overrides)} (section at {where})"
         key = f" {yamlio.dotted(path)}:" if path else ""
         self.items.append(f"{where}:{key} {message}")
 
@@ -665,6 +731,15 @@ def _validate_config(
                 message = f"required by {what} but missing"
             else:
                 got = item.get("input")
-                message = f"{item['msg']} (got {got!r})" if got is not None else item["msg"]
+                text = _without_pydantic_prefix(item)
+                message = f"{text} (got {got!r})" if got is not None and loc != path else text
             problems.add(loc, message)
         return None
+
+
+def _without_pydantic_prefix(item: Mapping[str, Any]) -> str:
+    """A validator's own message, without pydantic's "Value error, " in front."""
+    error = item.get("ctx", {}).get("error")
+    if item["type"] in ("value_error", "assertion_error") and error is not None:
+        return str(error)
+    return item["msg"]

@@ -47,6 +47,7 @@ def prepare_data(ctx: RunContext) -> Any:
     """Load the data into `ctx.data`, adapted by the recipe's objective; returns the
     objective. Call it in the strategy's scope."""
     ctx.data = load_data(ctx)
+    ctx.state["dataset_spec"] = ctx.data.spec  # before the objective adapts it: inference.json
     objective = ctx.build(ctx.recipe.objective)
     ctx.data = objective.adapt(ctx.data, ctx)
     return objective
@@ -92,7 +93,23 @@ def load_data(ctx: RunContext) -> Data:
     return data
 
 
-def data_report(data: Data) -> dict[str, Any]:
+# data_report.json keys kplug writes itself; a dataset's `report` may not use them.
+RESERVED_REPORT_KEYS = ("examples",)
+
+
+def data_report(data: Data, dataset: str = "the dataset") -> dict[str, Any]:
+    """data_report.json: kplug's split counts (`examples`) and the dataset's `report`.
+
+    Raises:
+        DataError: the dataset's report uses a key kplug reserves.
+    """
+    taken = [key for key in RESERVED_REPORT_KEYS if key in data.report]
+    if taken:
+        raise DataError(
+            f"{dataset}: its report uses {', '.join(map(repr, taken))}, a data_report.json "
+            "key kplug writes itself (the split counts); rename it in the dataset's "
+            "`report` (e.g. 'source_examples')."
+        )
     counts = {s: splits.count(getattr(data, s)) for s in ("train", "validation", "test")}
     return {"examples": counts, **data.report}
 

@@ -255,7 +255,7 @@ def test_hook_run_finished(ran, tmp_path):
 def test_hook_keras_objects(tmp_path):
     import keras
 
-    from kplug.models import load_model
+    from kplug.training.models import load_model
 
     plugin = ThrowawayPlugin()
     with testing.registered(plugin, name="throwaway"):

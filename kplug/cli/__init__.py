@@ -6,12 +6,27 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from kplug.errors import KplugError
 
-CORE_COMMANDS = ("run", "resume", "validate", "plan", "data", "listing", "describe", "plugins_cmd")
+CORE_COMMANDS = (
+    "run",
+    "resume",
+    "validate",
+    "plan",
+    "data",
+    "listing",
+    "describe",
+    "plugins_cmd",
+    "predict",
+    "evaluate",
+    "compare",
+    "recipes",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,10 +58,16 @@ def _add_plugin_commands(subparsers) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `kplug` command line; returns the exit code."""
+    as_program = argv is None  # the `kplug` command, not a call from Python code
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
+    if as_program and not debug:
+        from kplug.console import filter_native_logs
+
+        filter_native_logs()
     _configure_logging()
+    _handle_interrupts()
     try:
         parser = build_parser()
         args, extra = parser.parse_known_args(argv)
@@ -76,6 +97,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+
+
+def _handle_interrupts() -> None:
+    """Ctrl-C and `kill -INT` stop kplug even when it inherited SIGINT ignored (a shell
+    starts background jobs, `kplug run ... &`, that way): training then saves a checkpoint
+    and stops, like SIGTERM, and elsewhere it ends with KeyboardInterrupt (exit 130)."""
+    main_thread = threading.current_thread() is threading.main_thread()
+    if main_thread and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _printable(text: str) -> str:

@@ -24,7 +24,7 @@ def handle(args: argparse.Namespace) -> int:
     ctx = set_up(load(args))
     with ctx.strategy.scope():
         prepare_data(ctx)
-    report = data_report(ctx.data)
+    report = data_report(ctx.data, f"dataset {ctx.recipe.data.name!r}")
     if args.json:
         print_json(report)
         return 0

@@ -18,6 +18,7 @@ splits' `x` is, per document:
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,8 @@ from kplug_text.pipeline import clean_documents
 from kplug_text.tokenizer_files import FOLDER, save_tokenizer, train_tokenizer
 
 SPLITS = ("train", "validation", "test")
+
+log = logging.getLogger("kplug")
 DEDUP_CLEANERS = ("exact_dedup", "minhash_dedup")
 
 
@@ -146,6 +149,7 @@ def text_data(corpus: Corpus, config: TextDataConfig, ctx: kplug.RunContext) -> 
         },  # fmt: skip
         "cleaning": cleaning,
     }
+    _warn_about_empty_splits(parts, config, corpus, report)
     class_names = sorted(set(labels)) if labels is not None else None
     spec = kplug.DataSpec(
         num_classes=len(class_names) if class_names else None, class_names=class_names
@@ -167,6 +171,28 @@ def text_data(corpus: Corpus, config: TextDataConfig, ctx: kplug.RunContext) -> 
     splits = {s: (x[idx], None if y is None else y[idx]) if len(idx) else None
               for s, idx in parts.items()}  # fmt: skip
     return kplug.Data(**splits, spec=spec, report=report)
+
+
+def _warn_about_empty_splits(parts, config, corpus: Corpus, report: dict[str, Any]) -> None:
+    """A held-out fraction that got no document (a corpus of one or two documents: one
+    .txt file is one document by default) is a loud warning, not a silent empty split."""
+    empty = [s for s in ("validation", "test")
+             if getattr(config, f"{s}_fraction") and not len(parts[s])]  # fmt: skip
+    if not empty:
+        return
+    total = sum(len(p) for p in parts.values())
+    hint = (
+        " (data.txt_document: file makes each .txt file one document; set it to line or paragraph)"
+        if getattr(config, "txt_document", None) == "file"
+        and not str(corpus.source).endswith((".csv", ".jsonl"))
+        else ""
+    )
+    message = (
+        f"{corpus.source or 'the corpus'}: {total} document(s) after cleaning, so the "
+        f"{' and '.join(empty)} split(s) are empty{hint}; their metrics will be missing."
+    )
+    report.setdefault("warnings", []).append(message)
+    log.warning("%s", message)
 
 
 def _clean(corpus: Corpus, config: TextDataConfig, ctx: kplug.RunContext):

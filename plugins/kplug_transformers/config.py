@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Field, PositiveInt, model_serializer, model_validator
 
 import kplug
 
@@ -90,7 +90,9 @@ class TransformerConfig(kplug.Config):
                 "sliding_window, axial, lsh and reversible build new blocks, which a preset's "
                 "weights do not load into; remove the preset or use attention: full/local"
             )
-        given = sorted(set(SIZE_FIELDS) & self.model_fields_set)
+        # Defaults written out (a run's recipe.resolved.yaml) change nothing: only values.
+        given = sorted(f for f in set(SIZE_FIELDS) & self.model_fields_set
+                       if getattr(self, f) != type(self).model_fields[f].default)  # fmt: skip
         if self.preset and given:
             raise ValueError(
                 f"the preset defines the model's size; remove {', '.join(given)} or the preset"
@@ -105,7 +107,8 @@ class TransformerConfig(kplug.Config):
             raise ValueError(f"attention: {self.attention} needs {REQUIRED_KEY_HELP[required]}")
         for key in ("window", "global_tokens", "axial_rows", "bucket_size", "hash_rounds"):
             users = [name for name, keys in ATTENTION_KEYS.items() if key in keys]
-            if key in self.model_fields_set and self.attention not in users:
+            given = getattr(self, key) != type(self).model_fields[key].default
+            if given and self.attention not in users:
                 raise ValueError(
                     f"{key} is only used with attention: {' or '.join(users)}; remove it"
                 )
@@ -142,6 +145,16 @@ class TransformerConfig(kplug.Config):
                 f"({self.bucket_size}), which does not divide its length {length}. Choose a "
                 "bucket_size dividing the length or change the objective's sequence_length."
             )
+
+    @model_serializer(mode="wrap")
+    def _without_size_of_a_preset(self, handler):
+        # The resolved recipe (and so `kplug resume`) must validate again: a preset's size
+        # comes from the preset, and size keys next to it are refused.
+        data = handler(self)
+        if self.preset:
+            for key in SIZE_FIELDS:
+                data.pop(key, None)
+        return data
 
 
 def _divisor_near_root(length: int) -> int:
