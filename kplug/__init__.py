@@ -65,14 +65,19 @@ _LAZY = {
     "add_trust_model_argument": ("kplug.cli.common", "add_trust_model_argument"),
     "count_examples": ("kplug.splits", "count"),
     "custom_objects": ("kplug.training.models", "custom_objects"),
+    "data_cache_key": ("kplug.data_cache", "content_key"),
     "default_runs_root": ("kplug.rundir", "default_runs_root"),
+    "file_identity": ("kplug.data_cache", "file_identity"),
+    "find_prepared": ("kplug.data_cache", "find_prepared"),
     "format_table": ("kplug.cli.common", "table"),
     "is_array_split": ("kplug.splits", "is_arrays"),
-    "latest_completed_run": ("kplug.training.initialize", "latest_completed_run"),
+    "latest_completed_run": ("kplug.rundir", "latest_completed_run"),
     "library_versions": ("kplug.runner", "versions"),
     "load_model": ("kplug.training.models", "load_model"),
+    "mark_prepared": ("kplug.data_cache", "mark_complete"),
     "loaded_registry": ("kplug.plugins", "registry"),
     "plugin_manager": ("kplug.plugins", "plugin_manager"),
+    "preparing_dataset": ("kplug.data_cache", "preparing"),
     "recipe_from_args": ("kplug.cli.common", "load"),
     "resolve_init_path": ("kplug.training.initialize", "resolve_init_path"),
     "run_objective": ("kplug.rundir", "run_objective"),
@@ -81,6 +86,7 @@ _LAZY = {
     "set_up": ("kplug.stages", "set_up"),
     "use_backend": ("kplug.stages", "use_backend"),
     "utc_now": ("kplug.rundir", "utc_now"),
+    "write_durably": ("kplug.data_cache", "write_durably"),
 }
 
 

@@ -274,3 +274,17 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def latest_completed_run(parent: Path) -> Path | None:
+    """The newest `parent/<timestamp>/` whose manifest says completed and has a model."""
+    runs = []
+    for child in parent.iterdir():
+        manifest = child / "manifest.json"
+        if not (manifest.is_file() and (child / "model.keras").is_file()):
+            continue
+        with contextlib.suppress(OSError, ValueError):
+            data = json.loads(manifest.read_text("utf-8"))
+            if data.get("status") == "completed":
+                runs.append((data.get("finished", ""), child.name, child))
+    return max(runs)[2] if runs else None

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import fnmatch
-import json
 import logging
 import re
 from dataclasses import dataclass
@@ -12,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from kplug.errors import KplugError
+from kplug.rundir import latest_completed_run
 from kplug.training.keras_compat import child_layers, made_up_name_base
 
 log = logging.getLogger("kplug")
@@ -37,20 +36,6 @@ def resolve_init_path(value: str, *, key: str = "model.init_from") -> Path:
             "that trains it first, or give a .keras file."
         )
     return newest / "model.keras"
-
-
-def latest_completed_run(parent: Path) -> Path | None:
-    """The newest `parent/<timestamp>/` whose manifest says completed and has a model."""
-    runs = []
-    for child in parent.iterdir():
-        manifest = child / "manifest.json"
-        if not (manifest.is_file() and (child / "model.keras").is_file()):
-            continue
-        with contextlib.suppress(OSError, ValueError):
-            data = json.loads(manifest.read_text("utf-8"))
-            if data.get("status") == "completed":
-                runs.append((data.get("finished", ""), child.name, child))
-    return max(runs)[2] if runs else None
 
 
 def initialize_from(model: Any, value: str, *, strict: bool = False, trust: bool = False,

@@ -78,12 +78,32 @@ class TextDataConfig(kplug.Config):
     validation_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="documents held out")
     test_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="documents held out")
     split_seed: int = Field(0, description="seed of the by-document split")
+    stream: bool = Field(
+        True,
+        description="unlabelled text with a tokenizer and no sequence_length (language "
+        "modelling): prepare it once into token shards in the data cache (KPLUG_DATA_CACHE) "
+        "and stream them; false: clean and encode in memory on every run",
+    )
+    workers: PositiveInt | None = Field(
+        None, description="processes that clean a streamed preparation; null: all cores"
+    )
+    tokenizer_sample_characters: PositiveInt = Field(
+        20_000_000,
+        description="a streamed preparation trains the tokenizer on the training documents "
+        "up to this many characters (in corpus order)",
+    )
 
     @model_validator(mode="after")
     def _leaves_training_documents(self) -> TextDataConfig:
         if self.validation_fraction + self.test_fraction >= 1.0:
             raise ValueError("validation_fraction + test_fraction must leave training documents")
         return self
+
+
+def streams(config: TextDataConfig, *, labelled: bool, pairs: bool) -> bool:
+    """Whether the data goes through a cached, streamed preparation (`preparation.py`)."""
+    return (config.stream and config.tokenizer is not None and config.sequence_length is None
+            and not labelled and not pairs)  # fmt: skip
 
 
 def pair_data_problem(config: TextDataConfig) -> str | None:

@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 import kplug
-from kplug_text.corpus import Corpus, TextDataConfig, pair_data_problem, text_data
+from kplug_text.corpus import Corpus, TextDataConfig, pair_data_problem, streams, text_data
 
 SUFFIXES = (".txt", ".jsonl", ".csv")
 # Python's csv refuses fields over 128 KiB; a document can be longer than that.
@@ -221,4 +221,96 @@ def _field(record: dict, column: str, where: str, option: str) -> str:
 
 
 def load_text_files(config: TextFilesConfig, ctx: kplug.RunContext) -> kplug.Data:
+    pairs = config.pair_column is not None
+    if streams(config, labelled=config.label_column is not None, pairs=pairs):
+        from kplug_text.preparation import prepared_text_data
+
+        return prepared_text_data(document_source(config), config, ctx)
     return text_data(read_corpus(config), config, ctx)
+
+
+# ---------------------------------------------------------------------------------------
+# Streamed reading (unlabelled text): one document at a time, files checked unchanged
+# ---------------------------------------------------------------------------------------
+
+
+def document_source(config: TextFilesConfig):
+    """The files of `config.path` as a `DocumentSource` for a streamed preparation; their
+    identity (path, size, mtime) is taken now and checked again after each is read."""
+    from kplug_text.preparation import DocumentSource
+
+    files = find_files(config.path)
+    identities = [kplug.file_identity(p) for p in files]
+    return DocumentSource(
+        name="text_files",
+        description=config.path,
+        identity=identities,
+        total_bytes=sum(i["size"] for i in identities),
+        read=lambda: _stream_documents(files, identities, config),
+    )
+
+
+def _stream_documents(files: list[Path], identities: list[dict], config: TextFilesConfig):
+    """The documents of each file in turn: a JSONL file line by line; a .txt or .csv file
+    is read whole (as the in-memory reader does)."""
+    for path, identity in zip(files, identities, strict=True):
+        try:
+            if path.suffix == ".txt":
+                yield from _txt_documents(_read_text(path, config.encoding), config.txt_document)
+            elif path.suffix == ".csv":
+                for where, row in _csv_records(path, _read_text(path, config.encoding)):
+                    yield _field(row, config.text_column, where, "text_column")
+            else:
+                yield from _jsonl_texts(path, config)
+        except FileNotFoundError:
+            raise kplug.DataError(
+                f"{path} disappeared while the data was being prepared; restore it (or "
+                "change data.path) and run again: nothing was cached."
+            ) from None
+        _check_unchanged(path, identity)
+
+
+def _jsonl_texts(path: Path, config: TextFilesConfig):
+    utf8 = config.encoding.lower().replace("_", "-") in ("utf-8", "utf8")
+    try:
+        # newline="\n": lines end at "\n" only, as `_lines` splits them
+        with open(path, encoding="utf-8-sig" if utf8 else config.encoding, newline="\n") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line.removesuffix("\n").removesuffix("\r"))
+                except json.JSONDecodeError as error:
+                    raise kplug.DataError(
+                        f"{path}:{number}: not a JSON object: {error.msg}"
+                    ) from None
+                except RecursionError:
+                    raise kplug.DataError(
+                        f"{path}:{number}: the JSON record is nested too deeply to read; a "
+                        "record is an object of text and label fields."
+                    ) from None
+                if not isinstance(record, dict):
+                    raise kplug.DataError(f"{path}:{number}: each line must be a JSON object")
+                yield _field(record, config.text_column, f"{path}:{number}", "text_column")
+    except UnicodeDecodeError as error:
+        raise kplug.DataError(
+            f"{path}: not valid {config.encoding} text ({error.reason}). Convert the file "
+            "to UTF-8 (iconv -f latin1 -t utf-8), or set data.encoding to its encoding."
+        ) from None
+    except LookupError:
+        raise kplug.DataError(
+            f"data.encoding {config.encoding!r} is not a known encoding."
+        ) from None
+
+
+def _check_unchanged(path: Path, identity: dict) -> None:
+    try:
+        now = kplug.file_identity(path)
+    except FileNotFoundError:
+        now = None
+    if now != identity:
+        raise kplug.DataError(
+            f"{path} changed while the data was being prepared (size or modification time "
+            "differs from when preparation started); nothing was cached. Run again once "
+            "the files stop changing."
+        )
