@@ -4,7 +4,9 @@ The network maps token ids `(batch, length)` to next-token probabilities `(batch
 length, vocabulary)`, which the `causal_lm` objective of the sequence plugin trains and
 `kplug generate` samples from. The output layer is the token embedding transposed
 (`ReversibleEmbedding(reverse=True)`), as in keras-hub's `GPT2CausalLM`. With
-`attention: local` the decoder blocks also get a banded mask on top of the causal one.
+`attention: local` the decoder blocks also get a banded mask on top of the causal one;
+with sliding window, axial or LSH attention or reversible blocks, kplug's own causal
+blocks replace keras-hub's.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ def build_gpt2(config: GPT2Config, ctx: kplug.RunContext) -> Any:
     from keras import ops
     from keras_hub.models import GPT2Backbone
 
+    from kplug_transformers.block_stack import transformer_stack
     from kplug_transformers.local_attention_mask import LocalAttentionMask
 
     if ctx.spec.num_classes:
@@ -62,7 +65,9 @@ def build_gpt2(config: GPT2Config, ctx: kplug.RunContext) -> Any:
     band = None
     if config.attention == "local":
         band = LocalAttentionMask(config.window, name="local_attention_mask")(padding_mask)
-    for layer in network.transformer_layers:
+    if config.builds_own_blocks:
+        x = transformer_stack(config, x, None, causal=True)
+    for layer in network.transformer_layers:  # none with kplug's own blocks
         x = layer(x, decoder_padding_mask=padding_mask, decoder_attention_mask=band)
     x = network.layer_norm(x)
     logits = network.token_embedding(x, reverse=True)
