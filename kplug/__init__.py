@@ -45,6 +45,7 @@ from kplug.errors import (
     TrainingDivergedError,
 )
 from kplug.recipe import Recipe, apply_overrides, load_recipe
+from kplug.registry import RecipeSection
 from kplug.yamlio import dump as dump_yaml
 from kplug.yamlio import parse as parse_yaml
 
@@ -53,6 +54,7 @@ __version__ = "0.1.0"
 API_VERSION = "1.0"
 
 hookimpl = pluggy.HookimplMarker("kplug")
+hookspec = pluggy.HookspecMarker("kplug")
 
 # Public name -> (module, name there), imported on first use: these modules import NumPy
 # or the run pipeline, which `kplug list` must not pay for.
@@ -72,7 +74,7 @@ _LAZY = {
     "format_table": ("kplug.cli.common", "table"),
     "is_array_split": ("kplug.splits", "is_arrays"),
     "latest_completed_run": ("kplug.rundir", "latest_completed_run"),
-    "library_versions": ("kplug.runner", "versions"),
+    "library_versions": ("kplug.plugins", "versions"),
     "load_model": ("kplug.training.models", "load_model"),
     "mark_prepared": ("kplug.data_cache", "mark_complete"),
     "loaded_registry": ("kplug.plugins", "registry"),
@@ -168,6 +170,7 @@ __all__ = [
     "PluginError",
     "Recipe",
     "RecipeError",
+    "RecipeSection",
     "RunContext",
     "RunError",
     "RunInterrupted",
@@ -177,6 +180,7 @@ __all__ = [
     "component_list",
     "component_ref",
     "hookimpl",
+    "hookspec",
     "load_recipe",
     "require_api",
     "run",

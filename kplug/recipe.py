@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from kplug import yamlio
 from kplug.config import Config, component_kind, component_kind_is_list
-from kplug.errors import RecipeError, UnknownComponentError, unknown_name_message
+from kplug.errors import PluginError, RecipeError, UnknownComponentError, unknown_name_message
 from kplug.registry import BACKENDS, Registry
 from kplug.training.options import (
     RUN_NAME_PATTERN,
@@ -42,8 +42,10 @@ LIST_SECTIONS: dict[str, str] = {
 }
 CORE_SECTIONS: dict[str, type[Config]] = {"optimizer": OptimizerOptions, "train": TrainOptions}
 SCALARS = ("name", "description", "seed", "backend", "extends")
-TOP_LEVEL = (*SCALARS, *COMPONENT_SECTIONS, *CORE_SECTIONS, *LIST_SECTIONS, "search")
+TOP_LEVEL = (*SCALARS, *COMPONENT_SECTIONS, *CORE_SECTIONS, *LIST_SECTIONS)
 REQUIRED = ("data", "model", "objective")
+# The strategy a recipe without `strategy:` gets: plain Keras `fit` on one device, which an
+# essential plugin (one that cannot be disabled) registers; see docs/plugins.md.
 DEFAULT_SECTIONS = {"strategy": {"name": "default"}}
 
 Origin = str  # "file:line" or "command line: key=value"
@@ -66,6 +68,8 @@ class Section:
         name: the registered component name.
         config: its validated parameters.
         options: the core options of the section (`DataOptions` for `data`), if any.
+        name_key: the key that names the component (`name`; a plugin's section may use
+            another, as `search: {tuner: ...}` does).
     """
 
     path: str
@@ -73,9 +77,10 @@ class Section:
     name: str
     config: Config
     options: Config | None = None
+    name_key: str = "name"
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"name": self.name}
+        out: dict[str, Any] = {self.name_key: self.name}
         if self.options is not None:
             out.update(self.options.model_dump(mode="json"))
         out.update(self.config.model_dump(mode="json"))
@@ -98,7 +103,7 @@ class Recipe:
     lists: dict[str, list[Section]]
     optimizer: OptimizerOptions
     train: TrainOptions
-    search: Section | None
+    plugin_sections: dict[str, Section]
     raw: dict[str, Any] = field(repr=False)
     source: str = "<recipe>"
     extras: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -131,6 +136,10 @@ class Recipe:
     def callbacks(self) -> list[Section]:
         return self.lists["callbacks"]
 
+    def section(self, key: str) -> Section | None:
+        """A plugin-declared top-level section (`recipe_sections` hook), None if absent."""
+        return self.plugin_sections.get(key)
+
     def resolved(self) -> dict[str, Any]:
         """The recipe with every default filled in, as plain data."""
         out: dict[str, Any] = {"name": self.name}
@@ -143,10 +152,8 @@ class Recipe:
         out["train"] = self.train.model_dump(mode="json")
         for key in LIST_SECTIONS:
             out[key] = [s.to_dict() for s in self.lists[key]]
-        if self.search is not None:
-            search = self.search.to_dict()
-            search["tuner"] = search.pop("name")
-            out["search"] = search
+        for key, section in self.plugin_sections.items():
+            out[key] = section.to_dict()
         return out
 
     def to_yaml(self) -> str:
@@ -479,10 +486,11 @@ def _validate(
     if problems.items:  # the checks below would report the same values again
         raise RecipeError(problems.items, source=None)
 
+    known_sections = [*TOP_LEVEL, *registry.sections]
     for key in data:
-        if key not in TOP_LEVEL:
+        if key not in known_sections:
             problems.add(
-                (key,), unknown_name_message("section", key, list(TOP_LEVEL), known_label="known")
+                (key,), unknown_name_message("section", key, known_sections, known_label="known")
             )
 
     name = data.get("name")
@@ -543,14 +551,7 @@ def _validate(
             if section is not None:
                 lists[key].append(section)
 
-    search = None
-    if data.get("search") is not None:
-        value = data["search"]
-        if not isinstance(value, dict) or "tuner" not in value:
-            problems.add(("search",), "must be a mapping with `tuner:` (grid, random, ...)")
-        else:
-            renamed = {("name" if k == "tuner" else k): v for k, v in value.items()}
-            search = _component(renamed, ("search",), "tuner", None, backend, registry, problems)
+    plugin_sections = _plugin_sections(data, backend, registry, problems)
 
     if problems.items:
         raise RecipeError(problems.items, source=None)
@@ -563,10 +564,31 @@ def _validate(
         lists=lists,
         optimizer=core["optimizer"],  # type: ignore[arg-type]
         train=core["train"],  # type: ignore[arg-type]
-        search=search,
+        plugin_sections=plugin_sections,
         raw=data,
         source=source,
     )
+
+
+def _plugin_sections(
+    data: dict, backend: str, registry: Registry, problems: _Problems
+) -> dict[str, Section]:
+    """The recipe's plugin-declared sections, each naming one component by its name key."""
+    out: dict[str, Section] = {}
+    for key, declared in registry.sections.items():
+        value = data.get(key)
+        if value is None:
+            continue
+        name_key = declared.name_key
+        if not isinstance(value, dict) or name_key not in value:
+            problems.add((key,), f"must be a mapping with `{name_key}:` (the {declared.kind}; "
+                         f"see `kplug list {declared.kind}`)")  # fmt: skip
+            continue
+        renamed = {("name" if k == name_key else k): v for k, v in value.items()}
+        section = _component(renamed, (key,), declared.kind, None, backend, registry, problems)
+        if section is not None:
+            out[key] = replace(section, name_key=name_key)
+    return out
 
 
 def _valid_run_name(name: str) -> bool:
@@ -640,6 +662,9 @@ def _component(
         if failed:
             message += " (plugins that failed to load: " + ", ".join(sorted(failed)) + ")"
         problems.add(path + ("name",), message)
+        return None
+    except PluginError as error:  # a name two plugins registered
+        problems.add(path + ("name",), str(error))
         return None
     if not component.supports(backend):
         problems.add(

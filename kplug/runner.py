@@ -17,7 +17,6 @@ import os
 import platform
 import time
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +109,7 @@ def run(
         directory.unlock()
         raise storage_error(error, directory) from None
     handler = _log_to(directory / "train.log")
-    from kplug.plugins import plugin_manager
+    from kplug.plugins import call_lifecycle, plugin_manager
 
     hook = plugin_manager().hook
     result = RunResult(directory, status="failed")
@@ -135,6 +134,11 @@ def run(
         directory.record_in_manifest(error=str(problem))
         raise problem from None
     except Exception as error:
+        from kplug.backends import missing_tensorflow
+
+        if (missing := missing_tensorflow(error)) is not None:
+            directory.record_in_manifest(error=str(missing))
+            raise missing from error
         directory.record_in_manifest(error=f"{type(error).__name__}: {error}")
         log.exception("run failed")
         raise
@@ -142,20 +146,23 @@ def run(
         strategy = ctx.strategy.describe() if ctx.strategy is not None else {}
         directory.record_in_manifest(status=result.status, finished=utc_now(), timings=timings,
                                      strategy=strategy)  # fmt: skip
-        with contextlib.suppress(Exception):
-            hook.run_finished(run=ctx, result={"status": result.status, "metrics": result.metrics})
+        # Each plugin's run_finished on its own: one that raises is a warning naming it.
+        call_lifecycle("run_finished", run=ctx,
+                       result={"status": result.status, "metrics": result.metrics})  # fmt: skip
         logging.getLogger("kplug").removeHandler(handler)
         handler.close()
         directory.unlock()
 
 
 def _pipeline(ctx: RunContext, hook: Any, timings: dict[str, float]) -> dict[str, Any]:
+    from kplug.plugins import call_lifecycle
+
     recipe, directory = ctx.recipe, ctx.directory
     preflight(ctx, parameters=estimated_parameters(ctx))  # before TensorFlow and the data
     configure_keras(recipe)
 
     stage = _Stages(timings)
-    hook.run_started(run=ctx)
+    call_lifecycle("run_started", fail=True, run=ctx)  # a raising plugin is named
     with ctx.strategy.scope():
         with stage("data"):
             objective = prepare_data(ctx)
@@ -254,18 +261,8 @@ def smoke_recipe(recipe: Recipe) -> Recipe:
 # ---------------------------------------------------------------------------------------
 
 
-def versions() -> dict[str, str]:
-    """Versions of Python and the libraries kplug runs on (without importing them)."""
-    out = {"python": platform.python_version()}
-    for dist in ("kplug", "tensorflow", "keras", "keras-hub", "numpy", "tf-keras",
-                 "tensorflow-model-optimization", "keras-tuner", "jax"):  # fmt: skip
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            out[dist] = metadata.version(dist)
-    return out
-
-
 def _manifest_start(ctx: RunContext) -> dict[str, Any]:
-    from kplug.plugins import plugins
+    from kplug.plugins import plugins, versions
 
     return {
         "name": ctx.recipe.name,

@@ -54,7 +54,11 @@ def prepare_data(ctx: RunContext) -> Any:
 
 
 def use_backend(backend: str) -> None:
-    """Select the Keras backend before Keras is imported; refuse a conflicting one."""
+    """Select the Keras backend before Keras is imported; refuse a conflicting one or one
+    that is not installed."""
+    from kplug.backends import require_backend
+
+    require_backend(backend)
     if "keras" in sys.modules:
         import keras
 

@@ -14,6 +14,9 @@ import pytest  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# The example plugin's own tests run against its installation (test_example_plugin.py).
+collect_ignore = ["example_plugin"]
+
 
 @pytest.fixture
 def write(tmp_path):

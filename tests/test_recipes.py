@@ -21,6 +21,8 @@ SMOKED_ELSEWHERE: dict[str, str] = {
     "transfer/finetune_digits_5_9.yaml": "tests/kplug_vision/test_transfer.py (a pretrained run)",
     "bert_sentiment_from_mlm.yaml": "tests/kplug_transformers/test_training.py::"
     "test_mlm_nsp_pretrains_and_a_classifier_starts_from_its_encoder (a pretraining run)",
+    "gpt2_124m.yaml": "tests/test_tensorflow_free.py::test_recipe_trains_on_jax_without_"
+    "tensorflow[gpt2] (backend: jax, in a child process, with a small model)",
 }
 
 

@@ -405,7 +405,7 @@ def test_a_run_killed_after_training_finishes_its_stages_on_resume(write, tmp_pa
     assert all(np.array_equal(a, b) for a, b in zip(want, got, strict=True))
     assert json.loads((run_dir / "metrics.json").read_text())["test"]
     assert json.loads((run_dir / "manifest.json").read_text())["status"] == "completed"
-    assert [row["epoch"] for row in _history(run_dir)] == [0.0, 1.0]
+    assert [row["epoch"] for row in _history(run_dir)] == [1.0, 2.0]
     # A completed run still has nothing left to train.
     assert main(["resume", str(run_dir)]) == 2
     assert "nothing is left to train" in capsys.readouterr().err

@@ -103,7 +103,7 @@ def resume_run(
         raise RunError(
             f"--resume works with strategies that train with Keras fit in one process "
             f"(this one: {ctx.recipe.strategy.name}); a multi-worker run resumes from its "
-            "per-epoch backup: kplug launch --restart-failed."
+            f"per-epoch backup as its strategy says: kplug describe {ctx.recipe.strategy.name}"
         )
     directory, ctx.resume_from = open_for_resume(path, ctx.recipe, from_step=from_step)
     checkpoint = ctx.resume_from

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kplug import count_examples, is_array_split
+from kplug_distribute.array_batches import array_batches, tensorflow_installed
 
 
 def make_dataset(
@@ -42,6 +43,10 @@ def make_dataset(
             data between workers.
         drop_remainder: drop a last partial batch (devices that need equal shards).
     """
+    if is_array_split(split) and not sharded and not tensorflow_installed():
+        return array_batches(split, batch_size=batch_size, training=training, shuffle=shuffle,
+                             seed=seed, start_step=start_step,
+                             drop_remainder=drop_remainder)  # fmt: skip
     import tensorflow as tf
 
     known = count_examples(split) is not None
