@@ -33,7 +33,7 @@ WORD = re.compile(r"[^\W_]+|\S")
 SPLITS = ("train", "validation", "test")
 
 
-@dataclass
+@dataclass(eq=False)
 class QARecord:
     """One question on one context, its gold answers and, once tokenized, the token ids
     of the question and the context with each context token's `[start, end)` characters."""
