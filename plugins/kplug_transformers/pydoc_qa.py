@@ -4,7 +4,8 @@ two rules, with no hand-written question or answer:
 1. **Cloze** (Lewis et al., 2019, "Unsupervised Question Answering by Cloze
    Translation"): in a sentence of a prose paragraph, a code term in double quotes
    (`"__init__()"`) or an emphasized one (`*iterable*`) that occurs once in the sentence
-   is the answer (its text: a repeat elsewhere in the paragraph is as good an answer); the question is the sentence with that term replaced by "what".
+   is the answer (its text: a repeat elsewhere in the paragraph is as good an answer);
+   the question is the sentence with that term replaced by "what".
    `The "finally" clause is always executed.` -> `The what clause is always executed?`,
    answer `finally`.
 2. **Definition**: a sentence `The X is a Y.` / `An X are the Y.` whose subject (two to
@@ -47,7 +48,8 @@ def prose_paragraphs() -> list[tuple[str, str]]:
         for paragraph in PARAGRAPH_BREAK.split(topics[topic]):
             flat = " ".join(paragraph.split())
             letters = sum(ch.isalpha() for ch in flat)
-            if len(flat) >= MIN_PARAGRAPH and ">>>" not in flat and letters >= LETTER_SHARE * len(flat):
+            long_enough = len(flat) >= MIN_PARAGRAPH
+            if long_enough and ">>>" not in flat and letters >= LETTER_SHARE * len(flat):
                 out.append((topic, flat))
     return out
 

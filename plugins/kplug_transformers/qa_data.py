@@ -202,8 +202,10 @@ def qa_data(records: list[QARecord], config: QADataConfig, ctx: kplug.RunContext
         "source": source,
         "questions": {name: len(part) for name, part in by_split.items()},
         "contexts": {name: len({r.context for r in part}) for name, part in by_split.items()},
-        "tokenizer": {"name": config.tokenizer["name"],
-                      "vocabulary_size": tokenizer.vocabulary_size},  # fmt: skip
+        "tokenizer": {
+            "name": config.tokenizer["name"],
+            "vocabulary_size": tokenizer.vocabulary_size,
+        },  # fmt: skip
     }
     return kplug.Data(**splits, spec=spec, report=report)
 
@@ -240,8 +242,9 @@ class PydocQAConfig(QADataConfig):
 
 
 def load_pydoc_qa(config: PydocQAConfig, ctx: kplug.RunContext) -> kplug.Data:
-    return qa_data(pydoc_records(), config, ctx, source="pydoc_data.topics (cloze and "
-                   "definition rules)")
+    return qa_data(
+        pydoc_records(), config, ctx, source="pydoc_data.topics (cloze and definition rules)"
+    )
 
 
 def pydoc_records() -> list[QARecord]:

