@@ -26,6 +26,7 @@ an earlier run (e.g. with `model.init_from` that run and `train.epochs: 0`, to t
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -116,7 +117,9 @@ class KnnLM(CausalLM):
         x, y = split
         queries, p_lm = representations(features, x, y, batch_size)
         c = self.config
+        start = time.perf_counter()
         p_knn = datastore.next_token_probability(queries, y.reshape(-1), c.k, c.temperature)
+        seconds = time.perf_counter() - start
         bits = {lam: mixture_bits(p_knn, p_lm, lam) for lam in sorted({*LAMBDA_SWEEP, c.lambda_})}
         return {
             "lm_bits": bits[0.0],
@@ -126,6 +129,7 @@ class KnnLM(CausalLM):
             "temperature": c.temperature,
             "bits_by_lambda": {str(lam): value for lam, value in bits.items()},
             "tokens": int(y.size),
+            "search_seconds": round(seconds, 3),
         }
 
 
