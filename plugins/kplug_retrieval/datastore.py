@@ -55,8 +55,8 @@ class Datastore:
     metadata: dict[str, Any]
 
     @classmethod
-    def build(cls, keys: np.ndarray, values: np.ndarray, *, kind: str = "flat",
-              nlist: int = 256, nprobe: int = 8, tokenizer: dict[str, str]) -> Datastore:  # fmt: skip
+    def build(cls, keys: np.ndarray, values: np.ndarray, *, tokenizer: dict[str, str],
+              kind: str = "flat", nlist: int = 256, nprobe: int = 8) -> Datastore:  # fmt: skip
         """An exact L2 index (`flat`) or an inverted-file one (`ivf`: `nlist` k-means
         cells, `nprobe` searched) over `keys`."""
         import faiss

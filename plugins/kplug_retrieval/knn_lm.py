@@ -102,9 +102,9 @@ class KnnLM(CausalLM):
             windows = -(-c.max_entries // x.shape[1])
             x, y = x[:windows], y[:windows]
         keys, _ = representations(features, x, y, batch_size)
-        values = y.reshape(-1)
-        datastore = Datastore.build(keys[: c.max_entries], values[: c.max_entries], kind=c.index,
-                                    nlist=c.nlist, nprobe=c.nprobe, tokenizer=tokenizer)  # fmt: skip
+        entries = slice(0, c.max_entries)
+        datastore = Datastore.build(keys[entries], y.reshape(-1)[entries], tokenizer=tokenizer,
+                                    kind=c.index, nlist=c.nlist, nprobe=c.nprobe)  # fmt: skip
         folder = datastore.save(ctx.directory)
         ctx.log.info("kNN datastore: %d entries of %d floats in %.1f s, %.1f MB in %s",
                      datastore.metadata["entries"], datastore.metadata["dimension"],

@@ -9,9 +9,9 @@ import math
 
 import numpy as np
 import pytest
+from kplug_retrieval.datastore import Datastore
 
 from kplug import testing
-from kplug_retrieval.datastore import Datastore
 
 pytestmark = pytest.mark.xdist_group("retrieval")
 
