@@ -127,6 +127,10 @@ class QuestionAnswering(EncoderObjective):
     def heads(self, network: Any, inputs: dict, outputs: dict, ctx: kplug.RunContext):
         import keras
 
+        # The pooled [CLS] output is off the loss path: frozen, so no optimizer warning
+        # about its missing gradients.
+        if any(layer.name == "pooled_dense" for layer in network.layers):
+            network.get_layer("pooled_dense").trainable = False
         x = keras.layers.Dropout(self.config.dropout, name="span_dropout")(
             outputs["sequence_output"]
         )
