@@ -47,7 +47,10 @@ class QARecord:
     token_spans: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int32))
 
     def answer_tokens(self) -> tuple[int, int]:
-        """First and last context token of the first answer (the training target)."""
+        """First and last context token of the first answer (the training target);
+        (-1, -1) for a question without answers (to predict)."""
+        if not self.answers:
+            return -1, -1
         text, start = self.answers[0]
         end = start + len(text)
         starts, ends = self.token_spans[:, 0], self.token_spans[:, 1]

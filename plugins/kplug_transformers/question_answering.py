@@ -26,7 +26,6 @@ from pydantic import Field, PositiveInt, model_validator
 import kplug
 from kplug_transformers.encoder_objective import EncoderObjective, crossentropy
 from kplug_transformers.packing import special_id
-from kplug_transformers.qa_data import QARecord
 from kplug_transformers.squad_metrics import squad_scores
 
 
@@ -184,10 +183,17 @@ def best_answers(
     records: np.ndarray, windows: Windows, logits: np.ndarray, max_answer_tokens: int
 ) -> dict[str, str]:
     """Question id -> the text of the best span over its windows (see module doc)."""
+    spans = best_spans(records, windows, logits, max_answer_tokens)
+    return {records[n].id: records[n].context[a:b] for n, (a, b) in spans.items()}
+
+
+def best_spans(
+    records: np.ndarray, windows: Windows, logits: np.ndarray, max_answer_tokens: int
+) -> dict[int, tuple[int, int]]:
+    """Record index -> the `[start, end)` characters of its best span over its windows."""
     best: dict[int, tuple[float, int, int]] = {}
     for row in range(len(logits)):
         number = int(windows.record[row])
-        record: QARecord = records[number]
         offset, start = int(windows.offset[row]), int(windows.context_start[row])
         tokens = int(windows.inputs["padding_mask"][row].sum()) - offset - 1
         if tokens <= 0:
@@ -202,9 +208,8 @@ def best_answers(
         i, j = np.unravel_index(int(np.argmax(scores)), scores.shape)
         if number not in best or scores[i, j] > best[number][0]:
             best[number] = (float(scores[i, j]), start + int(i), start + int(j))
-    answers = {}
+    spans = {}
     for number, (_, first, last) in best.items():
-        record = records[number]
-        characters = slice(record.token_spans[first, 0], record.token_spans[last, 1])
-        answers[record.id] = record.context[characters]
-    return answers
+        token_spans = records[number].token_spans
+        spans[number] = (int(token_spans[first, 0]), int(token_spans[last, 1]))
+    return spans
