@@ -76,7 +76,7 @@ def main() -> int:
 
 def _with_batch_hook(plain_keras, *args) -> float:
     """`plain_keras` with its timing callback given a do-nothing batch hook."""
-    from kplug import callbacks
+    from kplug.training import callbacks
 
     class TimingWithBatchHook(callbacks.Timing):
         def on_train_batch_end(self, batch, logs=None):

@@ -24,7 +24,7 @@ def plain_keras(x, y, xv, yv, epochs: int, seed: int) -> float:
     import keras
     from keras import layers
 
-    from kplug.callbacks import Timing
+    from kplug.training.callbacks import Timing
 
     keras.utils.set_random_seed(seed)
     model = keras.Sequential(

@@ -10,7 +10,11 @@ Public API::
     @kplug.hookimpl
     def register_architectures(register): ...
 
-Importing kplug imports neither TensorFlow nor Keras.
+Importing kplug imports neither TensorFlow nor Keras: names whose modules import more
+(NumPy, the run pipeline) load on first use, through the module's `__getattr__`.
+
+Plugins import only `kplug` and `kplug.testing`; docs/api.md lists every public name and
+says which are stable (API_VERSION).
 """
 
 from __future__ import annotations
@@ -40,11 +44,96 @@ from kplug.errors import (
     RunInterrupted,
     TrainingDivergedError,
 )
-from kplug.recipe import Recipe, load_recipe
+from kplug.recipe import Recipe, apply_overrides, load_recipe
+from kplug.yamlio import dump as dump_yaml
+from kplug.yamlio import parse as parse_yaml
 
 __version__ = "0.1.0"
 
+API_VERSION = "1.0"
+
 hookimpl = pluggy.HookimplMarker("kplug")
+
+# Public name -> (module, name there), imported on first use: these modules import NumPy
+# or the run pipeline, which `kplug list` must not pay for.
+_LAZY = {
+    "BASE_LAYERS_KEY": ("kplug.training.phases", "BASE_LAYERS_KEY"),
+    "RunDirectory": ("kplug.rundir", "RunDirectory"),
+    "RunResult": ("kplug.runner", "RunResult"),
+    "SMOKE_STEPS": ("kplug.runner", "SMOKE_STEPS"),
+    "add_recipe_arguments": ("kplug.cli.common", "add_recipe_arguments"),
+    "add_trust_model_argument": ("kplug.cli.common", "add_trust_model_argument"),
+    "count_examples": ("kplug.splits", "count"),
+    "custom_objects": ("kplug.models", "custom_objects"),
+    "default_runs_root": ("kplug.rundir", "default_runs_root"),
+    "format_table": ("kplug.cli.common", "table"),
+    "is_array_split": ("kplug.splits", "is_arrays"),
+    "latest_completed_run": ("kplug.training.initialize", "latest_completed_run"),
+    "library_versions": ("kplug.runner", "versions"),
+    "load_model": ("kplug.models", "load_model"),
+    "loaded_registry": ("kplug.plugins", "registry"),
+    "plugin_manager": ("kplug.plugins", "plugin_manager"),
+    "recipe_from_args": ("kplug.cli.common", "load"),
+    "resolve_init_path": ("kplug.training.initialize", "resolve_init_path"),
+    "run_objective": ("kplug.rundir", "run_objective"),
+    "save_model": ("kplug.runner", "save_model"),
+    "select_examples": ("kplug.splits", "select"),
+    "set_up": ("kplug.stages", "set_up"),
+    "use_backend": ("kplug.stages", "use_backend"),
+    "utc_now": ("kplug.rundir", "utc_now"),
+}
+
+
+# Helpers the built-in plugins need today whose names or signatures may still change within
+# API 1.x (docs/api.md lists them apart from the stable names).
+_PROVISIONAL = frozenset({*_LAZY, "apply_overrides", "dump_yaml", "parse_yaml"})
+
+
+# What each public constant means (constants carry no docstring; docs/api.md shows these).
+_CONSTANT_DOCS = {
+    "API_VERSION": "the plugin API this kplug offers, 'MAJOR.MINOR' (see `require_api`)",
+    "BASE_LAYERS_KEY": "the `ctx.state` key under which an architecture lists its "
+    "pretrained base layers, which `model.freeze: [base]` freezes",
+    "SMOKE_STEPS": "steps per epoch of a `--smoke` run; components that run their own "
+    "loop stop after this many steps too",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'kplug' has no attribute {name!r}")
+    import importlib
+
+    module, attribute = _LAZY[name]
+    value = getattr(importlib.import_module(module), attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+def require_api(version: str) -> None:
+    """Fail with a `PluginError` unless this kplug offers plugin API `version` ("MAJOR.MINOR").
+
+    A plugin calls it at import time (`kplug.require_api("1.0")`): the same major version
+    and at least the minor version it was written against.
+    """
+    try:
+        major, minor = (int(part) for part in version.split("."))
+    except ValueError:
+        raise PluginError(
+            f"kplug.require_api({version!r}): give the API version as 'MAJOR.MINOR', e.g. "
+            f"{API_VERSION!r}."
+        ) from None
+    have_major, have_minor = (int(part) for part in API_VERSION.split("."))
+    if major != have_major or minor > have_minor:
+        raise PluginError(
+            f"this plugin needs kplug plugin API {version}, but kplug {__version__} offers "
+            f"API {API_VERSION}; install a kplug version with API {major}.x (x >= {minor}) "
+            "or a version of the plugin written for this one."
+        )
 
 
 def run(recipe: Recipe | str, overrides: list[str] | tuple[str, ...] = (), **kwargs: Any):
@@ -59,6 +148,7 @@ def run(recipe: Recipe | str, overrides: list[str] | tuple[str, ...] = (), **kwa
 
 
 __all__ = [
+    "API_VERSION",
     "Cleaner",
     "Compressor",
     "Config",
@@ -82,5 +172,10 @@ __all__ = [
     "component_ref",
     "hookimpl",
     "load_recipe",
+    "require_api",
     "run",
+    "apply_overrides",
+    "dump_yaml",
+    "parse_yaml",
+    *_LAZY,
 ]

@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from kplug.checkpoints import Checkpoint
     from kplug.components import Data, DataSpec, Strategy
     from kplug.recipe import Recipe, Section
     from kplug.registry import Registry
     from kplug.rundir import RunDirectory
+    from kplug.training.checkpoints import Checkpoint
 
 log = logging.getLogger("kplug")
 
@@ -72,7 +72,7 @@ class RunContext:
     def make_optimizer(self, **overrides: Any) -> Any:
         """A fresh Keras optimizer from the recipe's `optimizer:` and `train:` sections;
         `overrides` replace options (e.g. `learning_rate=2e-4` for a second optimizer)."""
-        from kplug.optimizers import make_optimizer
+        from kplug.training.optimizers import make_optimizer
 
         return make_optimizer(self, **overrides)
 

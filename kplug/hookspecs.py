@@ -149,7 +149,8 @@ def register_commands(register: Register) -> None:
 
 @hookspec
 def recipe_loaded(recipe: Recipe) -> None:
-    """Called after a recipe is loaded and validated, before anything runs.
+    """Called once for each recipe that is loaded or derived with overrides, after it is
+    validated and before anything runs (not again for a smoke run's shortened recipe).
 
     Args:
         recipe: the resolved `kplug.Recipe`; raise `kplug.RecipeError` to refuse it.

@@ -13,7 +13,7 @@ SAFE_FORMATS = (".keras",)
 
 def custom_objects() -> dict[str, Any]:
     """Every custom Keras class the loaded plugins declare (the `keras_objects` hook)."""
-    import kplug.schedules  # noqa: F401  (registers WarmupDecay)
+    import kplug.training.schedules  # noqa: F401  (registers WarmupDecay)
     from kplug.plugins import plugin_manager
 
     objects: dict[str, Any] = {}

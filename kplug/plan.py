@@ -61,16 +61,11 @@ def _apply_data_options(recipe: Recipe, facts: dict[str, Any]) -> None:
 
 
 def _built_facts(recipe: Recipe, registry: Registry) -> dict[str, Any]:
-    from kplug.context import RunContext
-    from kplug.runner import build_network, load_data, use_backend
+    from kplug.stages import build_network, prepare_data, set_up
 
-    use_backend(recipe.backend)
-    ctx = RunContext(recipe, registry)
-    ctx.strategy = ctx.build(recipe.strategy)
+    ctx = set_up(recipe, registry)
     with ctx.strategy.scope():
-        ctx.data = load_data(ctx)
-        objective = ctx.build(recipe.objective)
-        ctx.data = objective.adapt(ctx.data, ctx)
+        objective = prepare_data(ctx)
         model = objective.build(build_network(ctx), ctx)
     spec = ctx.data.spec
     return {

@@ -18,14 +18,14 @@ from pydantic import BaseModel, ValidationError
 from kplug import yamlio
 from kplug.config import Config, component_kind, component_kind_is_list
 from kplug.errors import RecipeError, UnknownComponentError, unknown_name_message
-from kplug.options import (
+from kplug.registry import BACKENDS, Registry
+from kplug.training.options import (
     RUN_NAME_PATTERN,
     DataOptions,
     ModelOptions,
     OptimizerOptions,
     TrainOptions,
 )
-from kplug.registry import BACKENDS, Registry
 
 # Sections naming one component: section -> (component kind, core options model).
 COMPONENT_SECTIONS: dict[str, tuple[str, type[Config] | None]] = {
@@ -145,10 +145,20 @@ class Recipe:
     def to_yaml(self) -> str:
         return yamlio.dump(self.resolved())
 
-    def with_overrides(self, overrides: Iterable[str], *, registry: Registry | None = None):
-        """A new recipe: this one's input with `key=value` overrides applied, validated."""
+    def with_overrides(
+        self,
+        overrides: Iterable[str],
+        *,
+        registry: Registry | None = None,
+        notify_plugins: bool = True,
+    ) -> Recipe:
+        """A new recipe: this one's input with `key=value` overrides applied, validated.
+
+        Plugins' `recipe_loaded` sees it unless `notify_plugins=False`, for a recipe that
+        is this one adjusted by kplug itself (the shortened recipe of a smoke run).
+        """
         return Recipe.from_dict(self.raw, source=self.source, overrides=overrides,
-                                registry=registry)  # fmt: skip
+                                registry=registry, notify_plugins=notify_plugins)  # fmt: skip
 
     @classmethod
     def from_dict(
@@ -159,14 +169,23 @@ class Recipe:
         overrides: Iterable[str] = (),
         registry: Registry | None = None,
         lines: Mapping[tuple, Origin] | None = None,
+        notify_plugins: bool = True,
     ) -> Recipe:
-        """Validate a recipe given as data (already merged with its `extends` base)."""
-        from kplug.plugins import plugin_manager
+        """Validate a recipe given as data (already merged with its `extends` base), then
+        call the plugins' `recipe_loaded` on it (unless `notify_plugins=False`).
+
+        `registry` is the component registry to validate against; the loaded plugins' by
+        default.
+        """
+        from kplug import plugins
 
         origins: dict[tuple, Origin] = dict(lines or {})
         merged = apply_overrides(_copy(dict(data)), overrides, origins)
+        if registry is None:
+            registry = plugins.registry()
         recipe = _validate(merged, origins, source, registry)
-        plugin_manager().hook.recipe_loaded(recipe=recipe)
+        if notify_plugins:
+            plugins.plugin_manager().hook.recipe_loaded(recipe=recipe)
         return recipe
 
 
@@ -386,12 +405,9 @@ class _Problems:
 
 
 def _validate(
-    data: dict, origins: Mapping[tuple, Origin], source: str, registry: Registry | None
+    data: dict, origins: Mapping[tuple, Origin], source: str, registry: Registry
 ) -> Recipe:
-    if registry is None:
-        from kplug.plugins import registry as loaded_registry
-
-        registry = loaded_registry()
+    """The recipe `data` describes, checked against `registry` alone (fires no hook)."""
     problems = _Problems(origins, source)
     _check_values(data, (), problems)
     if problems.items:  # the checks below would report the same values again

@@ -16,10 +16,12 @@ MANIFEST = "manifest.json"
 
 
 def default_runs_root() -> Path:
+    """Where runs go: `$KPLUG_RUNS_DIR`, else `runs/` in the working directory."""
     return Path(os.environ.get("KPLUG_RUNS_DIR", "runs"))
 
 
 def utc_now() -> str:
+    """The current UTC time as an ISO 8601 string to the second, e.g. `2026-12-04T16:05:00Z`."""
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 

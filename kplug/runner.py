@@ -15,21 +15,28 @@ import contextlib
 import logging
 import os
 import platform
-import sys
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from kplug import phases, splits
-from kplug.components import Data
+from kplug import splits
 from kplug.context import RunContext
-from kplug.errors import DataError, KplugError, RunError, RunInterrupted
-from kplug.initialize import initialize_from
+from kplug.errors import KplugError, RunError, RunInterrupted
 from kplug.recipe import Recipe
 from kplug.registry import Registry
 from kplug.rundir import RunDirectory, default_runs_root, utc_now
+from kplug.stages import (
+    build_network,
+    data_report,
+    load_data,  # noqa: F401  (moved to kplug.stages; kplug.runner.load_data still works)
+    prepare_data,
+    set_up,
+    use_backend,  # noqa: F401  (as load_data)
+)
+from kplug.training import phases
+from kplug.training.initialize import initialize_from
 
 log = logging.getLogger("kplug")
 
@@ -66,21 +73,17 @@ def run(
         argv: the command line, recorded in the manifest.
         registry: the component registry; the loaded plugins' by default.
         resume: a run directory to continue from its newest valid checkpoint, at the exact
-            step (`kplug resume`); the recipe may change only what `kplug.resume` allows.
+            step (`kplug resume`); the recipe may change only what `kplug.training.resume` allows.
         trust_model: load saved models that need unsafe deserialization (Lambda layers) or
             are legacy `.h5` files (`--trust-model`); refused by default.
     """
     if smoke:
         recipe = smoke_recipe(recipe)
     registry = registry or _loaded_registry()
-    use_backend(recipe.backend)
-    ctx = RunContext(
-        recipe, registry, smoke=smoke, argv=list(argv or sys.argv), trust_model=trust_model
-    )
-    # The strategy comes first: a multi-worker strategy must start before TensorFlow runs
-    # anything, and it says where this process writes (only the chief keeps the run).
+    # The strategy comes first (set_up): it says where this process writes (only the
+    # chief keeps the run).
     started = time.perf_counter()
-    ctx.strategy = ctx.build(recipe.strategy)
+    ctx = set_up(recipe, registry, smoke=smoke, argv=argv, trust_model=trust_model)
     timings: dict[str, float] = {"strategy": round(time.perf_counter() - started, 3)}
     if resume is not None:
         directory = _open_for_resume(ctx, resume)
@@ -137,9 +140,7 @@ def _pipeline(ctx: RunContext, hook: Any, timings: dict[str, float]) -> dict[str
     hook.run_started(run=ctx)
     with ctx.strategy.scope():
         with stage("data"):
-            ctx.data = load_data(ctx)
-            objective = ctx.build(recipe.objective)
-            ctx.data = objective.adapt(ctx.data, ctx)
+            objective = prepare_data(ctx)
             directory.write_json("data_report.json", data_report(ctx.data))
         with stage("build"):
             ctx.model = objective.build(build_network(ctx), ctx)
@@ -189,23 +190,6 @@ def _pipeline(ctx: RunContext, hook: Any, timings: dict[str, float]) -> dict[str
 # ---------------------------------------------------------------------------------------
 
 
-def use_backend(backend: str) -> None:
-    """Select the Keras backend before Keras is imported; refuse a conflicting one."""
-    if "keras" in sys.modules:
-        import keras
-
-        current = keras.backend.backend()
-        if current != backend:
-            raise RunError(
-                f"the recipe asks for the {backend!r} backend but Keras is already running on "
-                f"{current!r} in this process; run it in a new process with "
-                f"KERAS_BACKEND={backend}."
-            )
-        return
-    os.environ["KERAS_BACKEND"] = backend
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
 def dtype_policy(recipe: Recipe) -> str:
     mixed = recipe.train.mixed_precision
     if mixed is True:
@@ -213,57 +197,12 @@ def dtype_policy(recipe: Recipe) -> str:
     return mixed or "float32"
 
 
-def load_data(ctx: RunContext) -> Data:
-    """Build the dataset and apply the `data:` options (validation split, limit)."""
-    options = ctx.recipe.data.options
-    data: Data = ctx.build(ctx.recipe.data)
-    if not isinstance(data, Data):
-        raise TypeError(f"dataset {ctx.recipe.data.name!r} returned {type(data).__name__}, "
-                        "not kplug.Data")  # fmt: skip
-    if options.validation_split:
-        train, validation = splits.split_off(data.train, options.validation_split, ctx.seed)
-        data = data.replace(train=train, validation=validation)
-    if options.limit:
-        data = data.replace(
-            **{s: splits.take(getattr(data, s), options.limit)
-               for s in ("train", "validation", "test")}
-        )  # fmt: skip
-    if splits.count(data.train) == 0:
-        raise DataError(
-            f"dataset {ctx.recipe.data.name!r} has no training examples "
-            "(check its filters, data.limit and data.validation_split)."
-        )
-    return data
-
-
-def data_report(data: Data) -> dict[str, Any]:
-    counts = {s: splits.count(getattr(data, s)) for s in ("train", "validation", "test")}
-    return {"examples": counts, **data.report}
-
-
-def build_network(ctx: RunContext) -> Any:
-    """The architecture's network, under gradient checkpointing if `train.remat`."""
-    remat = ctx.recipe.train.remat
-    if not remat:
-        return ctx.build(ctx.recipe.model)
-    import keras
-
-    from kplug.remat import bind_keyword_arguments, outermost_only
-
-    bind_keyword_arguments()
-    with keras.RematScope(mode="full" if remat is True else remat):
-        network = ctx.build(ctx.recipe.model)
-    if keras.backend.backend() == "tensorflow":
-        outermost_only(network)
-    return network
-
-
 def callbacks(ctx: RunContext, objective: Any) -> tuple[list[Any], Any]:
     """The core callbacks (CSV metrics, epoch log, timing, early stopping, TensorBoard),
     the objective's and the recipe's plugin callbacks; also returns the timing callback."""
     import keras
 
-    from kplug.callbacks import EpochLog, Timing
+    from kplug.training.callbacks import EpochLog, Timing
 
     train = ctx.recipe.train
     timing = Timing()
@@ -291,8 +230,8 @@ def callbacks(ctx: RunContext, objective: Any) -> tuple[list[Any], Any]:
 
 def fit(ctx: RunContext, objective: Any) -> tuple[dict[str, list[float]], Any]:
     """Fit the recipe's epochs; a resumed run continues at its checkpoint's exact step."""
-    from kplug.resume import fit_remaining
-    from kplug.step_checkpoint import StepCheckpoint
+    from kplug.training.resume import fit_remaining
+    from kplug.training.step_checkpoint import StepCheckpoint
 
     recipe = ctx.recipe
     cbs, timing = callbacks(ctx, objective)
@@ -329,15 +268,15 @@ def fit(ctx: RunContext, objective: Any) -> tuple[dict[str, list[float]], Any]:
                              epochs=last_epoch, model=ctx.model)  # fmt: skip
 
     with signals or contextlib.nullcontext():
-        # `model.freeze` / `train.phases` (kplug/phases.py); otherwise one plain fit.
+        # `model.freeze` / `train.phases` (kplug/training/phases.py); otherwise one plain fit.
         history = phases.fit_in_phases(ctx, objective, fit_phase, cbs)
     return history, timing
 
 
 def _checkpoint_callbacks(ctx: RunContext) -> list[Any]:
     """The NaN stop, then the step checkpoints (so no diverged state is saved)."""
-    from kplug.callbacks import StopOnNonFinite
-    from kplug.step_checkpoint import StepCheckpoint
+    from kplug.training.callbacks import StopOnNonFinite
+    from kplug.training.step_checkpoint import StepCheckpoint
 
     train, resume_from = ctx.recipe.train, ctx.resume_from
     checkpoint = StepCheckpoint(
@@ -378,8 +317,8 @@ def divergence_hints(recipe: Recipe) -> tuple[str, ...]:
 
 def preflight(ctx: RunContext, *, parameters: int | None) -> None:
     """Writable run directory with room for two checkpoints; before data, then exact."""
-    from kplug.checkpoints import preflight as check
     from kplug.plan import OPTIMIZER_SLOTS
+    from kplug.training.checkpoints import preflight as check
 
     if not ctx.strategy.is_chief:
         return
@@ -400,7 +339,7 @@ def _estimated_parameters(ctx: RunContext) -> int | None:
 
 
 def _open_for_resume(ctx: RunContext, path: str | os.PathLike) -> RunDirectory:
-    from kplug.resume import history_csv, open_for_resume
+    from kplug.training.resume import history_csv, open_for_resume
 
     if not ctx.strategy.is_chief or ctx.strategy.training_loop != "fit":
         raise RunError(
@@ -480,7 +419,8 @@ def smoke_recipe(recipe: Recipe) -> Recipe:
         f"data.limit={min(recipe.data.options.limit or 10**9, batch * SMOKE_BATCHES)}",
         "~train.early_stopping" if "early_stopping" in recipe.raw.get("train", {}) else "",
     ]
-    return recipe.with_overrides([o for o in overrides if o])
+    # The same recipe, shortened by kplug: plugins saw it in `recipe_loaded` already.
+    return recipe.with_overrides([o for o in overrides if o], notify_plugins=False)
 
 
 # ---------------------------------------------------------------------------------------

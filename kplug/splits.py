@@ -9,6 +9,7 @@ import numpy as np
 
 
 def is_arrays(split: Any) -> bool:
+    """Whether a split is NumPy arrays `(x, y[, sample_weight])` rather than a dataset."""
     return isinstance(split, tuple)
 
 

@@ -131,6 +131,7 @@ def parse_value(text: str, source: str = "override") -> Any:
 
 
 def dump(data: Any) -> str:
+    """Data as block-style YAML, keys in their order, safe types only."""
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)
 
 

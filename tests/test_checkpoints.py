@@ -13,11 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kplug import checkpoints, testing
+from kplug import testing
 from kplug.cli import main
 from kplug.errors import RunError
-from kplug.resume import differences, open_for_resume
 from kplug.rundir import RunDirectory
+from kplug.training import checkpoints
+from kplug.training.resume import differences, open_for_resume
 
 
 def _write(run_dir: Path, step: int, keep: int = 3) -> Path:

@@ -110,8 +110,8 @@ def test_epochs_that_disagree_with_the_phases_are_a_recipe_error():
 
 def test_base_on_an_architecture_without_one_is_an_error(tmp_path):
     from kplug.context import RunContext
-    from kplug.phases import plan, set_trainable
     from kplug.plugins import registry
+    from kplug.training.phases import plan, set_trainable
 
     recipe = testing.recipe({**BASE, "model": {"name": "cnn", "freeze": "base"}})
     ctx = RunContext(recipe, registry())  # nothing marked the base in ctx.state

@@ -106,7 +106,7 @@ def _finish(process: subprocess.Popen) -> tuple[int, str, str]:
 def _weights_and_steps(model_path: Path) -> tuple[list[np.ndarray], int]:
     import keras
 
-    import kplug.schedules  # noqa: F401  (registers the learning-rate schedule class)
+    import kplug.training.schedules  # noqa: F401  (registers the learning-rate schedule class)
 
     model = keras.saving.load_model(model_path)
     return model.get_weights(), int(model.optimizer.iterations)

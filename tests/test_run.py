@@ -140,7 +140,7 @@ def test_init_from_missing_path(tmp_path):
 
 
 def test_init_from_a_run_name_takes_the_newest_completed_run(tiny_run, tmp_path):
-    from kplug.initialize import resolve_init_path
+    from kplug.training.initialize import resolve_init_path
 
     name_dir = tiny_run.directory.path.parent
     assert resolve_init_path(str(name_dir)) == tiny_run.directory / "model.keras"

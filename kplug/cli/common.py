@@ -19,6 +19,7 @@ def add_trust_model_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `recipe` and `KEY=VALUE` override arguments of a command that runs a recipe."""
     parser.add_argument("recipe", help="recipe YAML file")
     parser.add_argument(
         "overrides",
@@ -30,6 +31,7 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load(args: argparse.Namespace):
+    """The validated recipe that `add_recipe_arguments`' arguments name."""
     from kplug.recipe import load_recipe
 
     return load_recipe(args.recipe, args.overrides)
@@ -41,6 +43,7 @@ def print_json(data: Any) -> None:
 
 
 def table(rows: list[list[str]], headers: list[str]) -> str:
+    """Rows as a plain-text table with a header line, columns padded to their width."""
     widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=False)]
     lines = ["  ".join(str(h).ljust(w) for h, w in zip(headers, widths, strict=False))]
     lines.append("  ".join("-" * w for w in widths))

@@ -19,17 +19,11 @@ def add_to(subparsers) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from kplug.context import RunContext
-    from kplug.plugins import registry
-    from kplug.runner import data_report, load_data, use_backend
+    from kplug.stages import data_report, prepare_data, set_up
 
-    recipe = load(args)
-    use_backend(recipe.backend)
-    ctx = RunContext(recipe, registry())
-    ctx.strategy = ctx.build(recipe.strategy)
+    ctx = set_up(load(args))
     with ctx.strategy.scope():
-        ctx.data = load_data(ctx)
-        ctx.data = ctx.build(recipe.objective).adapt(ctx.data, ctx)
+        prepare_data(ctx)
     report = data_report(ctx.data)
     if args.json:
         print_json(report)

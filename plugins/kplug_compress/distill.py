@@ -17,7 +17,7 @@ from kplug_vision.augment import AugmentConfig
 from pydantic import Field, PositiveFloat
 
 import kplug
-from kplug.initialize import resolve_init_path
+from kplug import resolve_init_path
 from kplug_compress.measure import count_parameters, evaluate
 from kplug_compress.step import (
     CompressionStep,
@@ -72,7 +72,7 @@ class Distill(CompressionStep):
     name = "distill"
 
     def compress(self, model: Any, ctx: kplug.RunContext) -> tuple[Any, dict[str, Any]]:
-        from kplug.models import load_model
+        from kplug import load_model
 
         require_keras_model(model, self.name)
         config = self.config

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 import kplug
-from kplug import splits
+from kplug import count_examples, is_array_split, select_examples
 from kplug_compress.bridge import is_tf_keras_model
 from kplug_compress.report import STATE_KEY, CompressionReport
 
@@ -115,7 +115,7 @@ def without_optimizer(model: Any) -> Any:
     its config: `clone_model` would compile the copy, optimizer included)."""
     import keras
 
-    from kplug.models import custom_objects
+    from kplug import custom_objects
 
     if getattr(model, "optimizer", None) is None:
         return model
@@ -151,7 +151,7 @@ def file_sizes(path: Path) -> dict[str, int]:
 def evaluate(model: Any, ctx: kplug.RunContext) -> dict[str, float]:
     """Test metrics of a Keras 3 model (its own compiled metrics) or a tf_keras model
     (the baseline's compiled metrics on its predictions)."""
-    if not splits.count(ctx.data.test):
+    if not count_examples(ctx.data.test):
         return {}
     if is_tf_keras_model(model):
         return evaluate_predictions(lambda x: model(x, training=False), ctx)
@@ -188,12 +188,12 @@ def example_batches(split: Any, batch_size: int, limit: int | None) -> Iterator[
 
 
 def _batches(split: Any, batch_size: int, limit: int | None) -> Iterator[tuple[Any, Any]]:
-    if splits.is_arrays(split):
-        n = splits.count(split)
+    if is_array_split(split):
+        n = count_examples(split)
         for index, start in enumerate(range(0, n, batch_size)):
             if limit is not None and index >= limit:
                 return
-            x, y, *_ = splits.select(split, np.arange(start, min(n, start + batch_size)))
+            x, y, *_ = select_examples(split, np.arange(start, min(n, start + batch_size)))
             yield x, y
         return
     for index, (x, y, *_) in enumerate(split.batch(batch_size).as_numpy_iterator()):
@@ -270,7 +270,7 @@ def measure_tflite(path: Path, ctx: kplug.RunContext) -> dict[str, Any]:
     """Test metrics through the interpreter and the single-example latency."""
     runner = TFLiteRunner(path)
     out: dict[str, Any] = {"test": {}}
-    if splits.count(ctx.data.test):
+    if count_examples(ctx.data.test):
         out["test"] = evaluate_predictions(runner, ctx)
         first, _ = next(test_batches(ctx))
         runs = SMOKE_LATENCY_RUNS if ctx.smoke else LATENCY_RUNS

@@ -13,8 +13,7 @@ import json
 import logging
 from typing import Any
 
-from kplug import KplugError
-from kplug.rundir import RunDirectory
+from kplug import KplugError, RunDirectory
 
 STATE_KEY = "kplug_compress.report"
 log = logging.getLogger("kplug")

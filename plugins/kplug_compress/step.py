@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt
 
 import kplug
-from kplug import splits
+from kplug import count_examples
 from kplug_compress.bridge import is_tf_keras_model
 from kplug_compress.measure import measure_model, report_for
 from kplug_compress.report import STATE_KEY
@@ -175,7 +175,7 @@ def fine_tune(model: Any, config: FineTuneConfig, ctx: kplug.RunContext,
     if not epochs:
         return {}
     data = ctx.data
-    if not splits.count(data.validation):
+    if not count_examples(data.validation):
         data = data.replace(validation=None)
     return ctx.strategy.fit(
         model,

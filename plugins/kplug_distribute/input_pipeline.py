@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kplug import splits
+from kplug import count_examples, is_array_split
 
 
 def make_dataset(
@@ -44,8 +44,8 @@ def make_dataset(
     """
     import tensorflow as tf
 
-    known = splits.count(split) is not None
-    if splits.is_arrays(split):
+    known = count_examples(split) is not None
+    if is_array_split(split):
         tensors = tf.nest.map_structure(tf.convert_to_tensor, split)
         n = int(tf.nest.flatten(tensors)[0].shape[0])
 
@@ -90,7 +90,7 @@ def make_dataset(
 
 def steps_per_epoch(split: Any, batch_size: int, drop_remainder: bool = False) -> int | None:
     """Batches in one epoch of `split`; None when its size is unknown."""
-    n = splits.count(split)
+    n = count_examples(split)
     if n is None:
         return None
     return n // batch_size if drop_remainder else -(-n // batch_size)

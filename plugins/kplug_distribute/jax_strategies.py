@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import Field, PositiveInt, field_validator
 
 import kplug
-from kplug import splits
+from kplug import count_examples
 
 log = logging.getLogger("kplug")
 
@@ -92,7 +92,7 @@ class JaxStrategy(kplug.Strategy):
                 f"devices; use a multiple of {self.num_replicas}."
             )
         # A last partial batch that does not split over the devices cannot be sharded.
-        remainder = (splits.count(split) or 0) % batch_size
+        remainder = (count_examples(split) or 0) % batch_size
         drop = bool(remainder % self.num_replicas)
         if drop:
             log.warning(
@@ -120,7 +120,7 @@ class JaxStrategy(kplug.Strategy):
     ):
         from kplug_distribute.input_pipeline import steps_per_epoch as batches
 
-        drop = bool((splits.count(data.train) or 0) % batch_size % self.num_replicas)
+        drop = bool((count_examples(data.train) or 0) % batch_size % self.num_replicas)
         steps = steps_per_epoch or batches(data.train, batch_size, drop)
         if start_step is None:
             start_step = initial_epoch * (steps or 0)
@@ -200,7 +200,7 @@ def make_model_parallel(config: ModelParallelConfig, ctx: kplug.RunContext) -> J
 def layout_rules(recipe: kplug.Recipe) -> dict[str, list[str | None]]:
     """The layout rules of a recipe: plugins' `layout_rules` for its architecture, then the
     recipe's `strategy.layouts` (which win)."""
-    from kplug.plugins import plugin_manager
+    from kplug import plugin_manager
 
     rules: dict[str, list[str | None]] = {}
     answers = plugin_manager().hook.layout_rules(

@@ -49,8 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser):
 
 
 def handle(args: argparse.Namespace) -> int:
-    from kplug.recipe import load_recipe
-    from kplug.rundir import RunDirectory, default_runs_root
+    from kplug import RunDirectory, default_runs_root, load_recipe
 
     if args.workers < 1:
         raise kplug.RunError(f"--workers must be at least 1, got {args.workers}.")

@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from kplug.rundir import RunDirectory
+from kplug import RunDirectory
 from kplug_distribute.cluster import Cluster
 from kplug_distribute.fit_strategy import LoopStrategy
 

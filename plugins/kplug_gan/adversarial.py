@@ -89,7 +89,7 @@ class Adversarial(kplug.Objective):
         images = {s: _scaled(getattr(data, s), 2.0 / pixel_max, -1.0, labels=False)
                   for s in SPLITS}  # fmt: skip
         if self.config.scorer:
-            from kplug.initialize import resolve_init_path
+            from kplug import resolve_init_path
 
             # Checked now, loaded with the first use: loading builds layers, which would draw
             # from the global seed before the GAN is built and change its initial weights.
@@ -162,7 +162,7 @@ class Adversarial(kplug.Objective):
                 "no class labels in NumPy arrays to train one; give objective.scorer (a "
                 "classifier run) or set objective.score_samples: 0."
             )
-        from kplug.runner import SMOKE_STEPS, save_model
+        from kplug import SMOKE_STEPS, save_model
 
         ctx.log.info("training the sample scorer (%d epochs)", self.config.scorer_epochs)
         self._scorer = train_scorer(

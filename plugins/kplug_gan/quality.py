@@ -83,8 +83,7 @@ def train_scorer(
 def load_scorer(value: str, image_shape: tuple[int, ...], *, trust: bool = False) -> Any:
     """A classifier from a run directory, `runs/<name>` or `.keras` file, checked to read
     images of `image_shape` and give class probabilities."""
-    from kplug.initialize import resolve_init_path
-    from kplug.models import load_model
+    from kplug import load_model, resolve_init_path
 
     path = resolve_init_path(value, key="objective.scorer")
     model = load_model(path, trust=trust, compile=False)

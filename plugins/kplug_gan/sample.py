@@ -39,7 +39,7 @@ def handle(args: argparse.Namespace) -> int:
         raise kplug.KplugError(f"-n must be between 1 and {MAX_SAMPLES}, got {args.samples}.")
     from kplug_sequence.generate import run_directory
 
-    from kplug.models import load_model
+    from kplug import load_model
     from kplug_gan.grid import write_png
     from kplug_gan.quality import score, to_unit
 
@@ -82,7 +82,7 @@ def check_output(value: str, force: bool) -> Path:
 
 def adversarial_settings(run_dir: Path) -> dict[str, Any]:
     """The run's `objective:` section, checked to be the adversarial objective."""
-    from kplug.rundir import run_objective
+    from kplug import run_objective
 
     return run_objective(
         run_dir, "adversarial",

@@ -80,7 +80,7 @@ class CausalLM(kplug.Objective):
 
     def report(self, model: Any, data: kplug.Data, ctx: kplug.RunContext) -> dict[str, Any]:
         """Cross-entropy and unigram entropy in bits per token on validation and test."""
-        from kplug.runner import SMOKE_STEPS
+        from kplug import SMOKE_STEPS
 
         batch_size = ctx.recipe.data.options.batch_size
         steps = SMOKE_STEPS if ctx.smoke else None

@@ -36,7 +36,7 @@ def handle(args: argparse.Namespace) -> int:
         raise kplug.KplugError("--max-tokens, --temperature and --top-k must be >= 0.")
     from kplug_text.tokenizer_files import load_tokenizer
 
-    from kplug.models import load_model
+    from kplug import load_model
 
     run_dir = run_directory(args.run_dir)
     settings = lm_settings(run_dir)
@@ -60,14 +60,14 @@ def handle(args: argparse.Namespace) -> int:
 
 def run_directory(value: str) -> Path:
     """A run directory from a path or `runs/<name>` (its newest completed run)."""
-    from kplug.initialize import resolve_init_path
+    from kplug import resolve_init_path
 
     return resolve_init_path(value, key="RUN_DIR").parent
 
 
 def lm_settings(run_dir: Path) -> dict[str, Any]:
     """The causal_lm objective's sequence length and output kind, from the run's recipe."""
-    from kplug.rundir import run_objective
+    from kplug import run_objective
 
     objective = run_objective(
         run_dir, "causal_lm",

@@ -58,7 +58,7 @@ def load_tokenizer(folder: str | Path, registry: Any = None) -> kplug.Tokenizer:
             "whose data section has a tokenizer."
         )
     if registry is None:
-        from kplug.plugins import registry as loaded_registry
+        from kplug import loaded_registry
 
         registry = loaded_registry()
     metadata = json.loads(metadata_path.read_text(encoding="utf-8"))

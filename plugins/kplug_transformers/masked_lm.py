@@ -152,7 +152,7 @@ class MaskedLM(EncoderObjective):
         self.initial = self._evaluate(model, ctx)
 
     def _evaluate(self, model: Any, ctx: kplug.RunContext) -> dict[str, float]:
-        from kplug.runner import SMOKE_STEPS
+        from kplug import SMOKE_STEPS
 
         split = ctx.data.validation or ctx.data.train
         steps = SMOKE_STEPS if ctx.smoke else None

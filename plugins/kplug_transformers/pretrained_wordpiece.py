@@ -56,7 +56,7 @@ class PretrainedWordPiece(WordPieceTokenizer):
 
     @staticmethod
     def _run_vocabulary(source: str) -> Path | None:
-        from kplug.initialize import latest_completed_run
+        from kplug import latest_completed_run
 
         path = Path(source).expanduser()
         if not path.is_dir():

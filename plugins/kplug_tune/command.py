@@ -16,10 +16,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kplug.cli.common import add_recipe_arguments, add_trust_model_argument
-from kplug.errors import KplugError, RecipeError, RunError
-from kplug.recipe import Recipe
-from kplug.rundir import RunDirectory, default_runs_root, utc_now
+from kplug import (
+    KplugError,
+    Recipe,
+    RecipeError,
+    RunDirectory,
+    RunError,
+    add_recipe_arguments,
+    add_trust_model_argument,
+    default_runs_root,
+    utc_now,
+)
 
 STORED_RECIPE = "tune.yaml"
 
@@ -58,10 +65,8 @@ def configure(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
 
 
 def handle(args: argparse.Namespace) -> int:
-    from kplug.cli.common import load
-    from kplug.context import RunContext
-    from kplug.plugins import registry
-    from kplug.runner import use_backend
+    from kplug import recipe_from_args as load
+    from kplug import set_up
     from kplug_tune.search import WORKERS_STATE, role
     from kplug_tune.workers import LocalWorkers
 
@@ -81,9 +86,8 @@ def handle(args: argparse.Namespace) -> int:
             "KERASTUNER_TUNER_ID, KERASTUNER_ORACLE_IP and KERASTUNER_ORACLE_PORT, or set them "
             "without --workers to join a cluster (docs/tuning.md)."
         )
-    use_backend(recipe.backend)
-    ctx = RunContext(recipe, registry(), smoke=args.smoke, argv=list(sys.argv),
-                     trust_model=args.trust_model)  # fmt: skip
+    ctx = set_up(recipe, strategy=False, smoke=args.smoke, argv=list(sys.argv),
+                 trust_model=args.trust_model)  # fmt: skip
     searcher = ctx.build(recipe.search)
     directory = ctx.directory = tune_directory(args, recipe, where)
     if where == "worker":
@@ -146,9 +150,9 @@ def _check_same_search(directory: RunDirectory, recipe: Recipe, smoke: bool, whe
     stored = directory / STORED_RECIPE
     manifest = directory.manifest()
     if stored.is_file():
-        from kplug import yamlio
+        from kplug import parse_yaml
 
-        before, _ = yamlio.parse(stored.read_text("utf-8"), str(stored))
+        before, _ = parse_yaml(stored.read_text("utf-8"), str(stored))
         changed = _differences(before, recipe.resolved())
         if changed:
             raise RunError(
@@ -170,7 +174,7 @@ def _check_same_search(directory: RunDirectory, recipe: Recipe, smoke: bool, whe
         directory.update_manifest(status="running", command=list(sys.argv),
                                   resumed=[*manifest.get("resumed", []), now])  # fmt: skip
     else:
-        from kplug.runner import versions
+        from kplug import library_versions as versions
 
         directory.write_json("manifest.json", {
             "kind": "tune", "name": recipe.name, "tuner": recipe.search.name,

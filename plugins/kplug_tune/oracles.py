@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kplug.errors import RecipeError
-from kplug.recipe import Recipe
+from kplug import Recipe, RecipeError
 from kplug_tune.config import BayesianConfig, GridConfig, HyperbandConfig, RandomConfig
 
 

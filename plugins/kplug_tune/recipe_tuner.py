@@ -16,9 +16,7 @@ from typing import Any
 import keras_tuner
 from keras_tuner.engine.base_tuner import BaseTuner
 
-from kplug.errors import KplugError, RecipeError
-from kplug.recipe import Recipe
-from kplug.rundir import RunDirectory
+from kplug import KplugError, Recipe, RecipeError, RunDirectory
 from kplug_tune.config import SearchConfig
 from kplug_tune.space import override, values_of
 
@@ -206,7 +204,7 @@ class RecipeTuner(BaseTuner):
     def _execute(
         self, trial_id: str, values: dict[str, Any], overrides: list[str], index: int
     ) -> dict[str, Any]:
-        from kplug.runner import run
+        from kplug import run
 
         seed = [f"seed={self.recipe.seed + index}"] if index else []
         try:

@@ -9,10 +9,8 @@ import io
 from pathlib import Path
 from typing import Any
 
-from kplug import yamlio
-from kplug.cli.common import table
-from kplug.recipe import Recipe, apply_overrides
-from kplug.rundir import RunDirectory
+from kplug import Recipe, RunDirectory, apply_overrides, dump_yaml
+from kplug import format_table as table
 from kplug_tune.config import SearchConfig
 from kplug_tune.recipe_tuner import TRIALS, read_record, shown, value_text
 from kplug_tune.space import values_of
@@ -163,7 +161,7 @@ class Results:
             f"`kplug tune {recipe.source}`:\n"
             "# that recipe with the trial's values filled in and its search: section removed.\n"
         )
-        return header + yamlio.dump(data)
+        return header + dump_yaml(data)
 
 
 class Progress:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import kplug
-from kplug.errors import RecipeError, RunError
+from kplug import RecipeError, RunError
 from kplug_tune.config import SearchConfig
 
 # A smoke search: this many trials at most, each a smoke run.

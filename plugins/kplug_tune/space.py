@@ -6,9 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from kplug import yamlio
-from kplug.errors import RecipeError
-from kplug.recipe import Recipe
+from kplug import Recipe, RecipeError, parse_yaml
 from kplug_tune.config import SearchConfig
 
 
@@ -61,7 +59,7 @@ def _where(source: str):
     path = Path(source)
     if path.is_file():
         try:
-            _, lines = yamlio.parse(path.read_text("utf-8"), source)
+            _, lines = parse_yaml(path.read_text("utf-8"), source)
         except (RecipeError, OSError, UnicodeDecodeError):
             lines = {}
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from kplug.errors import RunError
+from kplug import RunError
 
 LOOPBACK = "127.0.0.1"
 # Seconds a worker gets to stop on its own (Ctrl-C reaches the whole process group), then

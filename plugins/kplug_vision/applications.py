@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import Field, PositiveInt, field_validator
 
 import kplug
-from kplug.phases import BASE_LAYERS_KEY
+from kplug import BASE_LAYERS_KEY
 from kplug_vision.augment import AugmentConfig, augment
 
 # keras.applications models (Keras 3.15), listed here so that validation imports no Keras.

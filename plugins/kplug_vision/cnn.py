@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field, PositiveInt, field_validator
 
 import kplug
-from kplug.phases import BASE_LAYERS_KEY
+from kplug import BASE_LAYERS_KEY
 from kplug_vision.augment import AugmentConfig, augment
 
 # Names of the layers of the convolution blocks: conv1, bn1, act1, pool1, ...

@@ -164,8 +164,8 @@ def _tiny() -> dict:
 
 def test_linear_learning_rate_scaling_multiplies_by_the_replicas():
     from kplug.context import RunContext
-    from kplug.optimizers import make_optimizer
     from kplug.plugins import registry
+    from kplug.training.optimizers import make_optimizer
 
     class FourReplicas(kplug.Strategy):
         num_replicas = 4

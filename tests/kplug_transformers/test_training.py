@@ -99,7 +99,7 @@ def test_remat_gives_a_transformer_block_the_plain_gradients():
     import keras_hub
     import tensorflow as tf
 
-    from kplug.remat import bind_keyword_arguments, outermost_only
+    from kplug.training.remat import bind_keyword_arguments, outermost_only
 
     bind_keyword_arguments()
     ids = np.random.default_rng(0).integers(1, 50, (4, 16)).astype("int32")
@@ -139,7 +139,7 @@ def test_remat_of_listed_inner_layers_is_kept():
     import keras
     import keras_hub
 
-    from kplug.remat import outermost_only
+    from kplug.training.remat import outermost_only
 
     with keras.RematScope(mode="list_of_layers", layer_names=["feedforward_intermediate_dense"]):
         backbone = keras_hub.models.GPT2Backbone(

@@ -95,7 +95,7 @@ class StopOnNonFinite(keras.callbacks.Callback):
         )
 
     def _kept(self) -> str:
-        from kplug.checkpoints import newest_valid
+        from kplug.training.checkpoints import newest_valid
 
         newest = newest_valid(self.run_directory) if self.run_directory else None
         if newest is None:

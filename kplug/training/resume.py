@@ -13,10 +13,10 @@ import platform
 from collections.abc import Callable
 from typing import Any
 
-from kplug.checkpoints import Checkpoint, newest_valid
 from kplug.errors import RunError
 from kplug.recipe import Recipe
 from kplug.rundir import RunDirectory
+from kplug.training.checkpoints import Checkpoint, newest_valid
 
 # Recipe keys whose change would make the checkpoint describe another training: the
 # model and its variables, the data and its order, the objective, or the optimizer's

@@ -50,7 +50,7 @@ def learning_rate(ctx: RunContext, options: Any) -> Any:
         peak *= ctx.strategy.num_replicas
     if schedule.name == "constant" and schedule.warmup_steps == 0:
         return peak
-    from kplug.schedules import WarmupDecay
+    from kplug.training.schedules import WarmupDecay
 
     decay_steps = schedule.decay_steps
     if decay_steps is None:

@@ -14,8 +14,8 @@ from typing import Any
 import keras
 import numpy as np
 
-from kplug.checkpoints import Checkpoint, write_checkpoint
 from kplug.errors import RunError, RunInterrupted
+from kplug.training.checkpoints import Checkpoint, write_checkpoint
 
 log = logging.getLogger("kplug")
 

@@ -7,7 +7,7 @@ state, and the npz's size and SHA-256). Each is written to a temporary name, fsy
 renamed, the npz first, so a metadata file always names a complete npz; a checkpoint
 whose npz does not match its checksum is skipped with a warning naming the file.
 
-No TensorFlow or Keras here: the Keras side is `kplug.step_checkpoint`.
+No TensorFlow or Keras here: the Keras side is `kplug.training.step_checkpoint`.
 """
 
 from __future__ import annotations

@@ -1,34 +1,23 @@
 """Gradient checkpointing (`train.remat`) that works on the TensorFlow backend.
 
-Keras 3.15's TensorFlow `remat` is `tf.recompute_grad`, which refuses keyword arguments in
-graph mode, and Keras calls rematerialized layers with `training=...`: every `fit` of a
-model built under `keras.RematScope` fails (keras-team/keras#21207, open). kplug binds the
-keyword arguments before handing the call to Keras' own `remat`, so the recomputation is
-still TensorFlow's. Remove this once the upstream issue is fixed.
+Keras' TensorFlow `remat` refuses keyword arguments (keras_compat binds them) and nested
+rematerialization loses gradients (`outermost_only`).
 """
 
 from __future__ import annotations
 
-import functools
+from kplug.training.keras_compat import (
+    all_layers,
+    bind_remat_keyword_arguments,
+    child_layers,
+    clear_remat_mode,
+    remat_mode,
+)
 
 
 def bind_keyword_arguments() -> None:
-    """Make Keras' `remat` accept keyword arguments (idempotent)."""
-    import keras
-    from keras.src.backend.common import remat as keras_remat
-
-    if keras.backend.backend() != "tensorflow" or getattr(keras_remat.remat, "kplug", False):
-        return
-    original = keras_remat.remat
-
-    def remat(f):
-        def call(*args, **kwargs):
-            return original(functools.partial(f, **kwargs) if kwargs else f)(*args)
-
-        return call
-
-    remat.kplug = True
-    keras_remat.remat = remat
+    """Make Keras' `remat` accept keyword arguments (idempotent); see keras_compat."""
+    bind_remat_keyword_arguments()
 
 
 def outermost_only(network) -> list[str]:
@@ -50,24 +39,24 @@ def outermost_only(network) -> list[str]:
 
     def visit(layers) -> None:
         for layer in layers:
-            children = layer._flatten_layers(include_self=False, recursive=False)
+            children = child_layers(layer)
             if isinstance(layer, keras.Model) and layer.layers:  # a container
-                layer._remat_mode = None
+                clear_remat_mode(layer)
                 visit(children)
             elif _rematerializes(layer):
                 kept.append(layer.name)
-                for inner in layer._flatten_layers(include_self=False, recursive=True):
-                    inner._remat_mode = None
+                for inner in all_layers(layer):
+                    clear_remat_mode(inner)
             else:  # not rematerialized itself: a layer inside it may be
                 visit(children)
 
-    visit(network._flatten_layers(include_self=False, recursive=False))
+    visit(child_layers(network))
     return kept
 
 
 def _rematerializes(layer) -> bool:
     """Whether Keras would wrap this layer's whole call in `remat`."""
-    mode = layer._remat_mode
+    mode = remat_mode(layer)
     if mode is None or mode.mode == "activations":
         return False
     if mode.mode == "list_of_layers":

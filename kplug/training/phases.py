@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kplug.errors import RecipeError
+from kplug.training.keras_compat import all_layers, child_layers
 
 if TYPE_CHECKING:
     from kplug.context import RunContext
@@ -77,7 +78,7 @@ def layer_paths(model: Any) -> Iterator[tuple[tuple[str, ...], Any]]:
     enclosing layers: `(("base", "block5_conv1"), layer)`."""
 
     def walk(layer: Any, path: tuple[str, ...]):
-        children = list(layer._flatten_layers(include_self=False, recursive=False))
+        children = child_layers(layer)
         if not children:
             yield path, layer
         for child in children:
@@ -130,7 +131,7 @@ def set_trainable(model: Any, phase: Phase, ctx: RunContext) -> dict[str, Any]:
             )
     # Every layer by itself: setting `model.trainable = True` on a model whose flag is
     # already True leaves its frozen sublayers frozen.
-    for layer in model._flatten_layers(include_self=True, recursive=True):
+    for layer in all_layers(model, include_self=True):
         layer.trainable = True
     frozen = []
     for path, layer in leaves:

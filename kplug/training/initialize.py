@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from kplug.errors import KplugError
+from kplug.training.keras_compat import all_layers
 
 log = logging.getLogger("kplug")
 
@@ -103,4 +104,4 @@ def initialize_from(model: Any, value: str, *, strict: bool = False, trust: bool
 
 def _layers(model: Any) -> list[Any]:
     """Every layer below a model, nested models flattened, the model itself excluded."""
-    return [layer for layer in model._flatten_layers(include_self=False, recursive=True)]
+    return list(all_layers(model))
