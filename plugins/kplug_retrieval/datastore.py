@@ -125,12 +125,10 @@ class Datastore:
 def find_datastore(value: str) -> Path:
     """The `knn/` folder a `datastore:` names: a run directory, runs/<name> (its newest
     completed run) or the `knn/` folder itself."""
-    from kplug.initialize import latest_completed_run
-
     path = Path(value).expanduser()
     candidates = [path, path / FOLDER]
     if path.is_dir() and not (path / FOLDER).is_dir():
-        newest = latest_completed_run(path)
+        newest = kplug.latest_completed_run(path)
         if newest is not None:
             candidates.append(newest / FOLDER)
     for folder in candidates:

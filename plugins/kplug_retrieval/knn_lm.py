@@ -162,11 +162,9 @@ def reuse(folder: Path, tokenizer: dict[str, str], dimension: int) -> Datastore:
 
 def smoke_windows(split: tuple, ctx: kplug.RunContext, batch_size: int) -> tuple:
     """The split's (x, y) windows; a smoke run's first few batches only."""
-    from kplug.runner import SMOKE_STEPS
-
     x, y = split
     if ctx.smoke:
-        return x[: SMOKE_STEPS * batch_size], y[: SMOKE_STEPS * batch_size]
+        return x[: kplug.SMOKE_STEPS * batch_size], y[: kplug.SMOKE_STEPS * batch_size]
     return x, y
 
 

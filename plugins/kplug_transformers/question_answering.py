@@ -145,8 +145,6 @@ class QuestionAnswering(EncoderObjective):
 
     def report(self, model: Any, data: kplug.Data, ctx: kplug.RunContext) -> dict[str, Any]:
         """Exact match and F1 of the predicted answers on validation and test."""
-        from kplug.runner import SMOKE_STEPS
-
         batch_size = ctx.recipe.data.options.batch_size
         out: dict[str, Any] = {}
         for name in ("validation", "test"):
@@ -154,7 +152,7 @@ class QuestionAnswering(EncoderObjective):
             if windows is None or not len(windows.targets):
                 continue
             records = self.records[name]
-            limit = SMOKE_STEPS * batch_size
+            limit = kplug.SMOKE_STEPS * batch_size
             if ctx.smoke and len(windows.record) > limit:  # questions whose windows fit
                 records = records[: max(1, int(windows.record[limit]))]
             logits = predict_logits(model, windows, len(records), batch_size)
