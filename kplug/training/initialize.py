@@ -6,6 +6,7 @@ import contextlib
 import fnmatch
 import json
 import logging
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -69,9 +70,13 @@ def initialize_from(model: Any, value: str, *, strict: bool = False, trust: bool
     path = resolve_init_path(value)
     source = load_model(path, trust=trust, compile=False)
     source_layers = {layer.name: layer for layer in _layers(source) if layer.weights}
+    # Sublayer names repeat across blocks (every keras-hub transformer layer has a `query`);
+    # by name they would all get the last block's weights.
+    repeated = Counter(layer.name for layer in _layers(source) if layer.weights)
+    copied: set[int] = set()  # the variables set so far, with an enclosing layer
     loaded, skipped, excluded = [], {}, set()
     for layer in _layers(model):
-        if not layer.weights:
+        if not layer.weights or all(id(w) in copied for w in layer.weights):
             continue
         if any(fnmatch.fnmatchcase(layer.name, pattern) for pattern in exclude):
             skipped[layer.name] = "excluded (model.init_exclude)"
@@ -81,12 +86,16 @@ def initialize_from(model: Any, value: str, *, strict: bool = False, trust: bool
         if other is None:
             skipped[layer.name] = "not in the source model"
             continue
+        if repeated[layer.name] > 1:
+            skipped[layer.name] = "several layers of the source have this name"
+            continue
         shapes = [tuple(w.shape) for w in layer.weights]
         other_shapes = [tuple(w.shape) for w in other.weights]
         if shapes != other_shapes:
             skipped[layer.name] = f"shapes differ: {other_shapes} -> {shapes}"
             continue
         layer.set_weights(other.get_weights())
+        copied.update(id(w) for w in layer.weights)
         loaded.append(layer.name)
     if not loaded:
         raise KplugError(

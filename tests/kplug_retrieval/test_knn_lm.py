@@ -12,10 +12,11 @@ import pytest
 from kplug_retrieval.datastore import Datastore
 
 from kplug import testing
+from kplug.models import load_model
 
 pytestmark = pytest.mark.xdist_group("retrieval")
 
-TINY = {"name": "gpt2", "layers": 1, "heads": 2, "hidden": 32, "intermediate": 64,
+TINY = {"name": "gpt2", "layers": 2, "heads": 2, "hidden": 32, "intermediate": 64,
         "max_length": 32}  # fmt: skip
 TOKENIZER = {"name": "char", "lowercase": False}
 
@@ -93,6 +94,12 @@ def test_another_run_reuses_the_datastore_with_the_same_model(trained, tmp_path)
     recipe["train"] = {"epochs": 0}
     result = testing.smoke_run(recipe, tmp_path / "runs", smoke=False)
     assert not (result.directory / "knn").exists()  # nothing built again
+    # The same model: init_from copies every block's own weights (the blocks' sublayers
+    # share names: query, key, value, ...).
+    first, second = (load_model(d / "model.keras", compile=False).get_weights()
+                     for d in (run_dir, result.directory.path))  # fmt: skip
+    assert len(first) == len(second)
+    assert all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
     again = result.metrics["knn_lm"]
     assert again["datastore"]["entries"] == metrics["knn_lm"]["datastore"]["entries"]
     assert again["validation"]["lm_bits"] == pytest.approx(
