@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from kplug import splits
+from kplug.console import progress_verbosity
 from kplug.context import RunContext
 from kplug.errors import KplugError, RunError, RunInterrupted
 from kplug.recipe import Recipe
@@ -171,7 +172,11 @@ def _pipeline(ctx: RunContext, hook: Any, timings: dict[str, float]) -> dict[str
     if ctx.strategy.is_chief:
         with stage("save"):
             save_model(ctx.model, directory, "model.keras")
+            write_inference(ctx, ctx.state["dataset_spec"])
     directory.write_json("metrics.json", metrics)
+    if ctx.strategy.is_chief:
+        with stage("report"):
+            write_report(ctx, metrics)
 
     model = ctx.model
     for section in recipe.compression:
@@ -222,7 +227,9 @@ def callbacks(ctx: RunContext, objective: Any) -> tuple[list[Any], Any]:
             )
         )
     if train.tensorboard:
-        out.append(keras.callbacks.TensorBoard(log_dir=str(ctx.directory / "tensorboard")))
+        from kplug.tracking import tensorboard_callbacks
+
+        out.extend(tensorboard_callbacks(ctx))
     out.extend(ctx.build(section) for section in ctx.recipe.callbacks)
     out.extend(_checkpoint_callbacks(ctx))  # last: they see every other callback's logs
     return out, timing
@@ -249,7 +256,7 @@ def fit(ctx: RunContext, objective: Any) -> tuple[dict[str, list[float]], Any]:
             steps_per_epoch=steps_per_epoch or recipe.train.steps_per_epoch,
             validation_steps=recipe.train.validation_steps,
             callbacks=cbs,
-            verbose=recipe.train.verbose,
+            verbose=progress_verbosity(recipe.train.verbose),
             shuffle=recipe.data.options.shuffle,
             seed=recipe.seed,
             **position,
@@ -391,11 +398,32 @@ def final_metrics(
     return out
 
 
+def write_inference(ctx: RunContext, data_spec: Any) -> None:
+    from kplug.inference import FILE, inference_metadata
+
+    meta = inference_metadata(ctx.recipe, data_spec, ctx.data.spec, ctx.model, ctx.directory.path)
+    ctx.directory.write_json(FILE, meta)
+
+
+def write_report(ctx: RunContext, metrics: dict[str, Any]) -> None:
+    """curves.png and report.md; a failure is logged, never fails the finished run."""
+    from kplug.run_report import write_run_report
+
+    try:
+        write_run_report(ctx, metrics)
+    except Exception as error:
+        log.warning("no run report (curves.png, report.md): %s: %s", type(error).__name__, error)
+        log.debug("run report failed", exc_info=True)
+
+
 def save_model(model: Any, directory: RunDirectory, name: str) -> Path:
     """Save a Keras model atomically (a temporary `.keras` file renamed into place)."""
+    from kplug.inference import without_compile_config
+
     temporary = directory.temporary_path(name)
     try:
-        model.save(temporary)
+        with without_compile_config(model):
+            model.save(temporary)
     except BaseException:
         with contextlib.suppress(OSError):
             temporary.unlink()

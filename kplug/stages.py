@@ -47,6 +47,7 @@ def prepare_data(ctx: RunContext) -> Any:
     """Load the data into `ctx.data`, adapted by the recipe's objective; returns the
     objective. Call it in the strategy's scope."""
     ctx.data = load_data(ctx)
+    ctx.state["dataset_spec"] = ctx.data.spec  # before the objective adapts it: inference.json
     objective = ctx.build(ctx.recipe.objective)
     ctx.data = objective.adapt(ctx.data, ctx)
     return objective

@@ -105,3 +105,75 @@ def check_estimate(kind: str, name: str, config: Mapping[str, Any] | None = None
 def files_under(path: str | os.PathLike) -> set[Path]:
     """Every file below `path`, for asserting that nothing else was written."""
     return {p for p in Path(path).rglob("*") if p.is_file()}
+
+
+BLOCK_KPLUG = """
+import sys
+
+class BlockKplug:
+    # Any module named kplug or kplug_*: the model must load without them.
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0].startswith("kplug"):
+            raise ImportError(f"{name} is blocked: the model must load without kplug")
+
+sys.meta_path.insert(0, BlockKplug())
+import keras
+import numpy as np
+
+arrays = np.load(sys.argv[1], allow_pickle=True)
+out = {}
+for i, path in enumerate(sys.argv[3:]):
+    model = keras.saving.load_model(path)
+    x = arrays[f"x{i}"].item() if arrays[f"x{i}"].dtype == object else arrays[f"x{i}"]
+    out[f"y{i}"] = np.asarray(model.predict(x, verbose=0))
+assert not [m for m in sys.modules if m.split(".")[0].startswith("kplug")]
+np.savez(sys.argv[2], **out)
+"""
+
+
+def assert_loads_without_kplug(
+    cases: list[tuple[str | os.PathLike, Any, Any]], workdir: str | os.PathLike,
+    atol: float = 1e-5,
+) -> None:  # fmt: skip
+    """Each `(model_path, inputs, expected)`: `keras.saving.load_model(model_path)` in a new
+    Python process where no kplug module can be imported predicts `expected` on `inputs`
+    (an array or a dict of arrays). One process loads every model."""
+    import numpy as np
+
+    workdir = Path(workdir)
+    inputs = workdir / "plain_inputs.npz"
+    outputs = workdir / "plain_outputs.npz"
+    packed = {}
+    for i, (_, x, _) in enumerate(cases):
+        packed[f"x{i}"] = np.array(x, dtype=object) if isinstance(x, dict) else x
+    np.savez(inputs, **packed)
+    result = subprocess.run(
+        [sys.executable, "-c", BLOCK_KPLUG, str(inputs), str(outputs),
+         *(str(path) for path, _, _ in cases)],
+        capture_output=True, text=True, timeout=600,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, cwd=workdir,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    got = np.load(outputs)
+    for i, (path, _, expected) in enumerate(cases):
+        np.testing.assert_allclose(got[f"y{i}"], np.asarray(expected), atol=atol,
+                                   err_msg=str(path))  # fmt: skip
+
+
+def saved_optimizer_steps(model_path: str | os.PathLike) -> int:
+    """The optimizer's step counter saved in a run's `model.keras`: kplug saves Keras and
+    keras-hub models without their compile configuration (so plain Keras loads them), so
+    a loaded model has no optimizer; its variables are still in the file, the counter
+    first."""
+    import io
+    import zipfile
+
+    import h5py
+
+    path = Path(model_path)
+    path = path / "model.keras" if path.is_dir() else path
+    with (
+        zipfile.ZipFile(path) as archive,
+        h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r") as weights,
+    ):
+        return int(weights["optimizer/vars/0"][()])

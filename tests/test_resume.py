@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from kplug import testing
 from kplug.cli import main
 
 pytestmark = pytest.mark.xdist_group("resume")
@@ -106,10 +107,8 @@ def _finish(process: subprocess.Popen) -> tuple[int, str, str]:
 def _weights_and_steps(model_path: Path) -> tuple[list[np.ndarray], int]:
     import keras
 
-    import kplug.training.schedules  # noqa: F401  (registers the learning-rate schedule class)
-
-    model = keras.saving.load_model(model_path)
-    return model.get_weights(), int(model.optimizer.iterations)
+    model = keras.saving.load_model(model_path)  # plain Keras: no compile configuration
+    return model.get_weights(), testing.saved_optimizer_steps(model_path)
 
 
 def _history(run_dir: Path) -> list[dict[str, float]]:

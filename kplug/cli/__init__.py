@@ -11,7 +11,20 @@ from collections.abc import Sequence
 
 from kplug.errors import KplugError
 
-CORE_COMMANDS = ("run", "resume", "validate", "plan", "data", "listing", "describe", "plugins_cmd")
+CORE_COMMANDS = (
+    "run",
+    "resume",
+    "validate",
+    "plan",
+    "data",
+    "listing",
+    "describe",
+    "plugins_cmd",
+    "predict",
+    "evaluate",
+    "compare",
+    "recipes",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,9 +56,14 @@ def _add_plugin_commands(subparsers) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `kplug` command line; returns the exit code."""
+    as_program = argv is None  # the `kplug` command, not a call from Python code
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
+    if as_program and not debug:
+        from kplug.console import filter_native_logs
+
+        filter_native_logs()
     _configure_logging()
     try:
         parser = build_parser()

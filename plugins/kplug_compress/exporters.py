@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from kplug_compress.measure import (
 )
 from kplug_compress.step import StepConfig
 
+log = logging.getLogger("kplug")
 SMOKE_CALIBRATION_EXAMPLES = 4
 # Below this fraction of zero weights TFLite's sparse encoding does not pay off.
 SPARSE_ENCODING_THRESHOLD = 0.5
@@ -125,6 +127,12 @@ class TFLiteConfig(StepConfig):
         description="encode sparse weights sparsely in the flatbuffer (TFLite's "
         f"EXPERIMENTAL_SPARSITY) when at least {SPARSE_ENCODING_THRESHOLD:.0%} are zero",
     )
+    select_tf_ops: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="TensorFlow ops the TFLite builtins lack (an RNN's TensorList loop) as "
+        "Select TF ops, which need the Flex delegate (in the full tensorflow package, or "
+        "tensorflow-lite-select-tf-ops on devices); auto: only when builtins fail",
+    )
 
 
 class TFLiteExporter(MeasuredExporter):
@@ -137,8 +145,6 @@ class TFLiteExporter(MeasuredExporter):
         return f"tflite {self.config.mode}"
 
     def write(self, model: Any, ctx: kplug.RunContext) -> Path:
-        import tensorflow as tf
-
         config = self.config
         quantized = [layer.name for layer in model._flatten_layers(include_self=False)
                      if getattr(layer.dtype_policy, "quantization_mode", None)]  # fmt: skip
@@ -149,35 +155,58 @@ class TFLiteExporter(MeasuredExporter):
                 "quantize step and let the tflite exporter quantize (mode dynamic, float16 "
                 "or int8)."
             )
+        total, nonzero = count_parameters(model)
+        sparse = config.keep_sparsity and total and 1 - nonzero / total >= SPARSE_ENCODING_THRESHOLD
+        attempts = {"auto": (False, True), "always": (True,), "never": (False,)}
+        for select in attempts[config.select_tf_ops]:
+            try:
+                flatbuffer = self._convert(model, ctx, sparse=sparse, select_tf_ops=select)
+                break
+            except Exception as error:  # the converter raises several unrelated types
+                failure = error
+        else:
+            message = str(failure).splitlines()[0] if str(failure) else type(failure).__name__
+            raise kplug.KplugError(
+                f"export tflite {config.mode}: the TFLite converter failed, with TFLite "
+                f"builtins{' and Select TF ops' if config.select_tf_ops != 'never' else ''}: "
+                f"{message}. Some layers have no integer kernels (mode int8): try mode "
+                "dynamic or float16; see docs/compression.md for what converts."
+            ) from None
+        if select:
+            log.info("export tflite %s: with Select TF ops (needs the Flex delegate)",
+                     config.mode)  # fmt: skip
+        name = f"model.{config.mode}{'.sparse' if sparse else ''}.tflite"
+        return ctx.directory.write_bytes(name, flatbuffer)
+
+    def _convert(self, model: Any, ctx: kplug.RunContext, *, sparse: bool,
+                 select_tf_ops: bool) -> bytes:  # fmt: skip
+        import tensorflow as tf
+
+        config = self.config
         with contextlib.redirect_stdout(io.StringIO()):  # Keras prints the traced signature
             converter = tf.lite.TFLiteConverter.from_keras_model(model)
         optimizations = []
         if config.mode != "none":
             optimizations.append(tf.lite.Optimize.DEFAULT)
-        total, nonzero = count_parameters(model)
-        sparse = config.keep_sparsity and total and 1 - nonzero / total >= SPARSE_ENCODING_THRESHOLD
         if sparse:
             optimizations.append(tf.lite.Optimize.EXPERIMENTAL_SPARSITY)
         converter.optimizations = optimizations
+        builtins = tf.lite.OpsSet.TFLITE_BUILTINS
         if config.mode == "float16":
             converter.target_spec.supported_types = [tf.float16]
         if config.mode == "int8":
             converter.representative_dataset = lambda: self._calibration(model, ctx)
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            builtins = tf.lite.OpsSet.TFLITE_BUILTINS_INT8
+            converter.target_spec.supported_ops = [builtins]
             if config.integer_io:
                 converter.inference_input_type = tf.int8
                 converter.inference_output_type = tf.int8
-        try:
-            with contextlib.redirect_stdout(io.StringIO()):
-                flatbuffer = converter.convert()
-        except Exception as error:  # the converter raises several unrelated types
-            raise kplug.KplugError(
-                f"export tflite {config.mode}: the TFLite converter failed: "
-                f"{str(error).splitlines()[0] if str(error) else type(error).__name__}. "
-                "Some layers have no integer kernels; try mode dynamic or float16."
-            ) from None
-        name = f"model.{config.mode}{'.sparse' if sparse else ''}.tflite"
-        return ctx.directory.write_bytes(name, flatbuffer)
+        if select_tf_ops:
+            converter.target_spec.supported_ops = [builtins, tf.lite.OpsSet.SELECT_TF_OPS]
+            # Keep an RNN's TensorList loop as TF ops instead of failing to lower it.
+            converter._experimental_lower_tensor_list_ops = False
+        with contextlib.redirect_stdout(io.StringIO()):
+            return converter.convert()
 
     def _calibration(self, model: Any, ctx: kplug.RunContext) -> Iterator[list[np.ndarray]]:
         """One training example at a time, as the converter's representative dataset."""
@@ -189,4 +218,14 @@ class TFLiteExporter(MeasuredExporter):
                 yield [np.asarray(x)]
 
     def measure(self, path: Path, ctx: kplug.RunContext) -> dict[str, Any]:
-        return measure_tflite(path, ctx)
+        try:
+            return measure_tflite(path, ctx)
+        except RuntimeError as error:
+            if "Flex delegate" not in str(error):
+                raise
+            # The pip tensorflow 2.21 interpreter has no Flex delegate for Select TF ops.
+            log.warning("export tflite %s: %s needs the Flex delegate, which this "
+                        "interpreter lacks; written, not measured",
+                        self.config.mode, path.name)  # fmt: skip
+            return {"note": "Select TF ops (an RNN loop): runs with the Flex delegate "
+                    "(tensorflow-lite-select-tf-ops); not measured here"}  # fmt: skip

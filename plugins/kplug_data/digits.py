@@ -26,7 +26,15 @@ def load_digits(config: DigitsConfig, ctx: kplug.RunContext) -> kplug.Data:
         x /= 16.0
     y = bunch.target.astype(np.int32)
     spec = kplug.DataSpec(
-        input_shape=(8, 8, 1), num_classes=10, class_names=[str(d) for d in range(10)]
+        input_shape=(8, 8, 1),
+        num_classes=10,
+        class_names=[str(d) for d in range(10)],
+        extras={
+            "preprocessing": {
+                "pixels": "0..16 grey levels",
+                "scale": 1 / 16 if config.normalize else 1.0,
+            }
+        },
     )
     return apply_filters(fixed_split(x, y, TEST_FRACTION, config.split_seed, spec), config)
 

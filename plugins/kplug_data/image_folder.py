@@ -162,6 +162,10 @@ def load_image_folder(config: ImageFolderConfig, ctx: kplug.RunContext) -> kplug
         input_shape=(*config.image_size, CHANNELS[config.color_mode]),
         num_classes=len(class_names),
         class_names=class_names,
-    )
+        extras={"preprocessing": {
+            "image_size": list(config.image_size), "color_mode": config.color_mode,
+            "resize": "crop_to_aspect_ratio" if config.crop_to_aspect_ratio else "bilinear",
+            "scale": scale}},
+    )  # fmt: skip
     return kplug.Data(train=prepare(train, "train"), test=prepare(test, "test"), spec=spec,
                       report=report)  # fmt: skip

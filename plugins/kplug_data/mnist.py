@@ -37,7 +37,15 @@ def load_mnist(config: MnistConfig, ctx: kplug.RunContext) -> kplug.Data:
     y = table[:, -1].astype(np.int32)
     x = x.astype(np.float32) / 255.0 if config.normalize else x.astype(np.float32)
     spec = kplug.DataSpec(
-        input_shape=(28, 28, 1), num_classes=10, class_names=[str(d) for d in range(10)]
+        input_shape=(28, 28, 1),
+        num_classes=10,
+        class_names=[str(d) for d in range(10)],
+        extras={
+            "preprocessing": {
+                "pixels": "0..255, white digit on black",
+                "scale": 1 / 255 if config.normalize else 1.0,
+            }
+        },
     )
     data = fixed_split(x, y, TEST_FRACTION, config.split_seed, spec)
     return apply_filters(data.replace(report={"source": str(path)}), config)

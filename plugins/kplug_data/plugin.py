@@ -48,3 +48,10 @@ def register_datasets(register):
         "text with a class label); downloads only with download: true",
         backends=("tensorflow",),
     )
+
+
+@kplug.hookimpl
+def prediction_inputs(dataset, config, paths, texts, inference):
+    from kplug_data.prediction_inputs import read_prediction_inputs
+
+    return read_prediction_inputs(dataset, config, paths, texts, inference)

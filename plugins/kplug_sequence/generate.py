@@ -134,3 +134,26 @@ def _call(model: Any, window: np.ndarray) -> Any:
     if isinstance(model.input, dict):
         return model.predict_on_batch({"token_ids": window, "padding_mask": np.ones_like(window)})
     return model.predict_on_batch(window)
+
+
+def generate_rows(
+    model: Any, config: Any, inputs: kplug.Data, run_dir: Path, options: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """`kplug predict` on a language model run: a continuation of each input text."""
+    from kplug_text.tokenizer_files import load_tokenizer
+
+    tokenizer = load_tokenizer(run_dir)
+    rows = []
+    for prompt in inputs.report["inputs"]:
+        text = generate(
+            model, tokenizer, prompt,
+            max_tokens=options.get("max_tokens", 50),
+            temperature=options.get("temperature", 0.0),
+            top_k=options.get("top_k", 0),
+            seed=options.get("seed", 0),
+            sequence_length=config.sequence_length,
+            from_logits=getattr(config, "from_logits", False),
+            stop_at_end=True,
+        )  # fmt: skip
+        rows.append({"input": prompt, "generated": text})
+    return rows

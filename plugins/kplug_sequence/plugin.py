@@ -36,3 +36,12 @@ def register_commands(register):
         configure,
         summary="sample text from a causal language model run: kplug generate RUN_DIR",
     )
+
+
+@kplug.hookimpl
+def prediction_rows(objective, config, model, inputs, run_dir, options):
+    if objective != "causal_lm":
+        return None
+    from kplug_sequence.generate import generate_rows
+
+    return generate_rows(model, config, inputs, run_dir, options)

@@ -100,3 +100,10 @@ def register_tokenizers(register):
              summary="byte-level BPE trained with HF tokenizers (GPT-2 style)")  # fmt: skip
     register("sentencepiece", SentencePieceTokenizer, config=SentencePieceConfig,
              summary="SentencePiece unigram (or BPE) model")  # fmt: skip
+
+
+@kplug.hookimpl
+def prediction_inputs(config, paths, texts, pairs, run_dir, inference, ctx):
+    from kplug_text.prediction_inputs import read_prediction_inputs
+
+    return read_prediction_inputs(config, paths, texts, pairs, run_dir, inference, ctx)

@@ -43,7 +43,9 @@ class TransformerConfig(kplug.Config):
             raise ValueError("attention: local needs a window (positions on each side), e.g. 16")
         if self.window is not None and self.attention != "local":
             raise ValueError("window is only used with attention: local; remove it")
-        given = sorted(set(SIZE_FIELDS) & self.model_fields_set)
+        # Defaults written out (a run's recipe.resolved.yaml) change nothing: only values.
+        given = sorted(f for f in set(SIZE_FIELDS) & self.model_fields_set
+                       if getattr(self, f) != type(self).model_fields[f].default)  # fmt: skip
         if self.preset and given:
             raise ValueError(
                 f"the preset defines the model's size; remove {', '.join(given)} or the preset"
