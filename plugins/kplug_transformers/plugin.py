@@ -79,6 +79,22 @@ def register_objectives(register):
 
 
 @kplug.hookimpl
+def prediction_inputs(config, paths, texts, pairs, run_dir):
+    from kplug_transformers.qa_predict import qa_prediction_inputs
+
+    return qa_prediction_inputs(config, paths, texts, pairs, run_dir)
+
+
+@kplug.hookimpl
+def prediction_rows(objective, config, model, inputs):
+    if objective != "question_answering":
+        return None
+    from kplug_transformers.qa_predict import answer_rows
+
+    return answer_rows(config, model, inputs)
+
+
+@kplug.hookimpl
 def register_tokenizers(register):
     register("pretrained_wordpiece", PretrainedWordPiece, config=PretrainedWordPieceConfig,
              summary="the WordPiece vocabulary of a preset or an earlier run")  # fmt: skip

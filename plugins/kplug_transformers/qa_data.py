@@ -92,8 +92,9 @@ class QAFilesConfig(QADataConfig):
     )
 
 
-def read_qa_file(path: str) -> list[QARecord]:
-    """The records of a SQuAD `.json` or a `.jsonl` file, each answer checked."""
+def read_qa_file(path: str, *, require_answers: bool = True) -> list[QARecord]:
+    """The records of a SQuAD `.json` or a `.jsonl` file, each answer checked; without
+    `require_answers` (questions to answer) a record may have none."""
     file = Path(path)
     if not file.is_file():
         raise kplug.DataError(
@@ -106,7 +107,7 @@ def read_qa_file(path: str) -> list[QARecord]:
                 for n, line in enumerate(text.splitlines(), 1) if line.strip()]  # fmt: skip
     else:
         rows = _squad_rows(_json(text, str(file)), file)
-    return [_record(row, where, n) for n, (where, row) in enumerate(rows)]
+    return [_record(row, where, n, require_answers) for n, (where, row) in enumerate(rows)]
 
 
 def _json(text: str, where: str) -> Any:
@@ -131,10 +132,14 @@ def _squad_rows(document: Any, file: Path) -> list[tuple[str, dict]]:
     return rows
 
 
-def _record(row: Any, where: str, number: int) -> QARecord:
+def _record(row: Any, where: str, number: int, require_answers: bool = True) -> QARecord:
     if not isinstance(row, dict):
         raise kplug.DataError(f"{where}: each record must be a JSON object")
+    if not require_answers:
+        row = {"answers": [], **row}
     for key, kind in (("context", str), ("question", str), ("answers", list)):
+        if key == "answers" and not require_answers and isinstance(row[key], list):
+            continue
         if not isinstance(row.get(key), kind) or not row[key]:
             raise kplug.DataError(
                 f"{where}: the record needs a non-empty {key!r} ({kind.__name__}); a record "

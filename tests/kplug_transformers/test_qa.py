@@ -18,6 +18,7 @@ from kplug_transformers.question_answering import (
 from kplug_transformers.squad_metrics import normalize_answer, squad_scores
 
 from kplug import testing
+from kplug.cli import main
 from kplug.context import RunContext
 from kplug.plugins import registry
 
@@ -191,6 +192,19 @@ def test_question_answering_learns_a_span_and_reports_squad_scores(tmp_path):
     assert metrics["exact_match"] >= 90 and metrics["f1"] >= 90
     predictions = json.loads((result.directory / "predictions_test.json").read_text())
     assert len(predictions) == report["questions"]["test"]
+
+    # kplug predict: new questions (no answers) from a file and from --text/--pair.
+    questions = [{k: v for k, v in r.items() if k != "answers"} for r in colour_records(6)]
+    asked = write_jsonl(tmp_path / "ask.jsonl", questions)
+    out = tmp_path / "answers.jsonl"
+    context = "gold is the colour of the lamp ."
+    assert main(["predict", str(result.directory), str(asked), "--text", "which colour ?",
+                 "--pair", context, "--out", str(out)]) == 0  # fmt: skip
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [row["input"] for row in rows] == ["which colour ?"] * 7
+    assert rows[0]["answer"] == "gold" and rows[0]["answer_start"] == 0
+    expected = [r["context"].split()[0] for r in questions]
+    assert sum(row["answer"] == e for row, e in zip(rows[1:], expected, strict=True)) >= 5
 
 
 def test_question_answering_refuses_data_that_is_not_qa_records(tmp_path, capsys):
