@@ -50,7 +50,7 @@ def the_data(steps: int):
     from kplug.plugins import registry
     from kplug.runner import load_data
 
-    recipe = load_recipe(RECIPE, overrides(steps))
+    recipe = load_recipe(RECIPE, [*overrides(steps), "data.stream=false"])  # arrays in memory
     ctx = RunContext(recipe, registry())
     ctx.data = load_data(ctx)
     data = ctx.build(recipe.objective).adapt(ctx.data, ctx)

@@ -45,6 +45,7 @@ from kplug.errors import (
     TrainingDivergedError,
 )
 from kplug.recipe import Recipe, apply_overrides, load_recipe
+from kplug.registry import RecipeSection
 from kplug.yamlio import dump as dump_yaml
 from kplug.yamlio import parse as parse_yaml
 
@@ -53,6 +54,7 @@ __version__ = "0.1.0"
 API_VERSION = "1.0"
 
 hookimpl = pluggy.HookimplMarker("kplug")
+hookspec = pluggy.HookspecMarker("kplug")
 
 # Public name -> (module, name there), imported on first use: these modules import NumPy
 # or the run pipeline, which `kplug list` must not pay for.
@@ -64,23 +66,29 @@ _LAZY = {
     "add_recipe_arguments": ("kplug.cli.common", "add_recipe_arguments"),
     "add_trust_model_argument": ("kplug.cli.common", "add_trust_model_argument"),
     "count_examples": ("kplug.splits", "count"),
-    "custom_objects": ("kplug.models", "custom_objects"),
+    "custom_objects": ("kplug.training.models", "custom_objects"),
+    "data_cache_key": ("kplug.data_cache", "content_key"),
     "default_runs_root": ("kplug.rundir", "default_runs_root"),
+    "file_identity": ("kplug.data_cache", "file_identity"),
+    "find_prepared": ("kplug.data_cache", "find_prepared"),
     "format_table": ("kplug.cli.common", "table"),
     "is_array_split": ("kplug.splits", "is_arrays"),
-    "latest_completed_run": ("kplug.training.initialize", "latest_completed_run"),
-    "library_versions": ("kplug.runner", "versions"),
-    "load_model": ("kplug.models", "load_model"),
+    "latest_completed_run": ("kplug.rundir", "latest_completed_run"),
+    "library_versions": ("kplug.plugins", "versions"),
+    "load_model": ("kplug.training.models", "load_model"),
+    "mark_prepared": ("kplug.data_cache", "mark_complete"),
     "loaded_registry": ("kplug.plugins", "registry"),
     "plugin_manager": ("kplug.plugins", "plugin_manager"),
+    "preparing_dataset": ("kplug.data_cache", "preparing"),
     "recipe_from_args": ("kplug.cli.common", "load"),
     "resolve_init_path": ("kplug.training.initialize", "resolve_init_path"),
     "run_objective": ("kplug.rundir", "run_objective"),
-    "save_model": ("kplug.runner", "save_model"),
+    "save_model": ("kplug.training.models", "save_model"),
     "select_examples": ("kplug.splits", "select"),
     "set_up": ("kplug.stages", "set_up"),
     "use_backend": ("kplug.stages", "use_backend"),
     "utc_now": ("kplug.rundir", "utc_now"),
+    "write_durably": ("kplug.data_cache", "write_durably"),
 }
 
 
@@ -162,6 +170,7 @@ __all__ = [
     "PluginError",
     "Recipe",
     "RecipeError",
+    "RecipeSection",
     "RunContext",
     "RunError",
     "RunInterrupted",
@@ -171,6 +180,7 @@ __all__ = [
     "component_list",
     "component_ref",
     "hookimpl",
+    "hookspec",
     "load_recipe",
     "require_api",
     "run",

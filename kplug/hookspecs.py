@@ -20,6 +20,10 @@ Registration hooks receive a ``register`` callback::
 - ``estimate(config, facts) -> dict``: optional, cheap facts for ``kplug plan`` without
   building anything (a dataset's example counts and shapes, an architecture's parameter
   count, a strategy's replica count).
+
+Hooks only some plugins use are declared by those plugins with `add_hookspecs` (the text
+plugin's ``register_tokenizers``, the distribution plugin's ``layout_rules``): this module
+names no plugin.
 """
 
 from __future__ import annotations
@@ -33,9 +37,45 @@ if TYPE_CHECKING:
     from kplug.components import Data
     from kplug.context import RunContext
     from kplug.recipe import Recipe
-    from kplug.registry import Register
+    from kplug.registry import RecipeSection, Register, RegisterCommand
 
 hookspec = pluggy.HookspecMarker("kplug")
+
+# ---------------------------------------------------------------------------------------
+# Extending the contract: hooks, component kinds and recipe sections of a plugin's own.
+# ---------------------------------------------------------------------------------------
+
+
+@hookspec(historic=True)
+def add_hookspecs(plugin_manager: pluggy.PluginManager) -> None:
+    """Declare a plugin's own hooks (as pytest's ``pytest_addhooks``): call
+    ``plugin_manager.add_hookspecs(module)`` with a module of ``kplug.hookspec`` functions.
+
+    Called once for each plugin when it is registered. Other plugins may implement those
+    hooks whether or not the declaring plugin is loaded: without it they are never called.
+    """
+
+
+@hookspec
+def component_kinds() -> dict[str, str]:
+    """Component kinds a plugin adds: registration hook name -> kind.
+
+    The hook must be declared with `add_hookspecs`; e.g. a text plugin returns
+    ``{"register_tokenizers": "tokenizer"}`` and other plugins register tokenizers through
+    ``register_tokenizers(register)``, which `kplug list tokenizer` then shows.
+    """
+
+
+@hookspec
+def recipe_sections() -> dict[str, RecipeSection]:
+    """Top-level recipe sections a plugin adds: section key -> `kplug.RecipeSection`.
+
+    A section names one component of its kind, by ``name:`` or by the key the
+    `RecipeSection` gives (a tuner's ``search: {tuner: grid, ...}``); the rest of it is that
+    component's config, validated like any other section. ``recipe.section(key)`` returns
+    it (None when the recipe has none).
+    """
+
 
 # ---------------------------------------------------------------------------------------
 # Registration: called once, when the registry is first needed.
@@ -115,32 +155,13 @@ def register_exporters(register: Register) -> None:
 
 
 @hookspec
-def register_cleaners(register: Register) -> None:
-    """Register text cleaning steps (a text dataset's ``clean:`` list).
+def register_commands(register: RegisterCommand) -> None:
+    """Add ``kplug`` subcommands (they are not registry components).
 
-    The factory returns a `kplug.Cleaner`, whose ``clean(texts)`` returns one entry per
-    input text: the cleaned text, or None to drop it. Steps run in recipe order and each
-    reports the documents and characters it removed into ``data_report.json``.
-    """
-
-
-@hookspec
-def register_tokenizers(register: Register) -> None:
-    """Register tokenizers (a text dataset's ``tokenizer:``).
-
-    The factory returns an untrained `kplug.Tokenizer`; kplug trains it on the cleaned
-    training documents (or loads its vocabulary file) and saves it into the run directory,
-    so that generation works from the run directory alone.
-    """
-
-
-@hookspec
-def register_commands(register: Register) -> None:
-    """Register ``kplug`` subcommands.
-
-    Here ``factory(parser)`` adds arguments to an ``argparse`` parser and returns the
-    handler, ``handler(args) -> int`` (the exit code); ``config`` is unused. Handlers
-    raise `kplug.KplugError` for bad input.
+    ``register(name, configure, *, summary="")``: ``configure(parser)`` adds arguments to
+    the command's ``argparse`` parser and returns the handler, ``handler(args) -> int``
+    (the exit code). Handlers raise `kplug.KplugError` for bad input. A core command, or
+    a plugin's registered earlier, wins a name clash (a warning names both).
     """
 
 
@@ -175,31 +196,6 @@ def run_finished(run: RunContext, result: dict[str, Any]) -> None:
     Args:
         run: the `kplug.RunContext`.
         result: ``{"status": "completed" | "failed" | "interrupted", "metrics": {...}}``.
-    """
-
-
-# ---------------------------------------------------------------------------------------
-# Distribution
-# ---------------------------------------------------------------------------------------
-
-
-@hookspec
-def layout_rules(architecture: str, config: Any) -> dict[str, list[str | None]] | None:
-    """How to shard an architecture's weights under ``jax_model_parallel``.
-
-    Called when a ``jax_model_parallel`` strategy is built, before the model. The rules
-    fill a ``keras.distribution.LayoutMap`` on a device mesh with the axes ``batch`` and
-    ``model``; the recipe's ``strategy.layouts`` override them.
-
-    Args:
-        architecture: the recipe's ``model.name``.
-        config: that architecture's validated config.
-
-    Returns:
-        a dict of regex on variable paths (``variable.path``, e.g.
-        ``".*attention.*query.*kernel"``) -> a mesh axis or None per dimension of the
-        variable (``[None, "model"]`` splits a kernel's columns); or None when the
-        architecture is not this plugin's.
     """
 
 

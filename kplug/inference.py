@@ -111,7 +111,7 @@ def read_inference(run_dir: Path) -> dict[str, Any]:
 def finished_run(value: str | Path, command: str) -> Path:
     """The run directory `value` names (a run, or runs/<name>: its newest completed run),
     checked to have finished with a model; a RunError with the fix otherwise."""
-    from kplug.training.initialize import latest_completed_run
+    from kplug.rundir import latest_completed_run
 
     path = Path(value).expanduser()
     if not path.is_dir():

@@ -26,9 +26,8 @@ def plan(recipe: Recipe, *, build: bool = False, registry: Registry | None = Non
 
         registry = loaded()
     components = []
-    sections = [*recipe.sections.values(), *(s for v in recipe.lists.values() for s in v)]
-    if recipe.search is not None:
-        sections.append(recipe.search)
+    sections = [*recipe.sections.values(), *(s for v in recipe.lists.values() for s in v),
+                *recipe.plugin_sections.values()]  # fmt: skip
     for section in sections:
         component = registry.get(section.kind, section.name)
         components.append(

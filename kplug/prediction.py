@@ -44,7 +44,7 @@ def predict(
 ) -> list[dict[str, Any]]:
     """One output row per input: `input`, `class`, `probability`, `top_k` (classifiers), or
     what the objective's `prediction_rows` hook gives (generated text)."""
-    from kplug.models import load_model
+    from kplug.training.models import load_model
     from kplug.plugins import plugin_manager, registry
     from kplug.stages import use_backend
 
@@ -166,7 +166,7 @@ def evaluate(
     """The run's metrics on a split of its data, changed by `overrides` (`data.path=new.csv`);
     `split` is train, validation, test or all. Writes `evaluations/<UTC time>.json` into
     the run directory and returns (that record, its path)."""
-    from kplug.models import load_model
+    from kplug.training.models import load_model
     from kplug.plugins import registry
     from kplug.rundir import RunDirectory, utc_now
     from kplug.stages import load_data, use_backend

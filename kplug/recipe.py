@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from kplug import yamlio
 from kplug.config import Config, component_kind, component_kind_is_list
-from kplug.errors import RecipeError, UnknownComponentError, unknown_name_message
+from kplug.errors import PluginError, RecipeError, UnknownComponentError, unknown_name_message
 from kplug.registry import BACKENDS, Registry
 from kplug.training.options import (
     RUN_NAME_PATTERN,
@@ -42,11 +42,20 @@ LIST_SECTIONS: dict[str, str] = {
 }
 CORE_SECTIONS: dict[str, type[Config]] = {"optimizer": OptimizerOptions, "train": TrainOptions}
 SCALARS = ("name", "description", "seed", "backend", "extends")
-TOP_LEVEL = (*SCALARS, *COMPONENT_SECTIONS, *CORE_SECTIONS, *LIST_SECTIONS, "search")
+TOP_LEVEL = (*SCALARS, *COMPONENT_SECTIONS, *CORE_SECTIONS, *LIST_SECTIONS)
 REQUIRED = ("data", "model", "objective")
+# The strategy a recipe without `strategy:` gets: plain Keras `fit` on one device, which an
+# essential plugin (one that cannot be disabled) registers; see docs/plugins.md.
 DEFAULT_SECTIONS = {"strategy": {"name": "default"}}
 
-Origin = str  # "file:line" or "command line"
+Origin = str  # "file:line" or "command line: key=value"
+COMMAND_LINE = "command line: "
+
+# A recipe is a page of settings: refuse files and `extends:` graphs far beyond that
+# before parsing them, and override keys deeper than any section.
+MAX_RECIPE_BYTES = 1 << 20
+MAX_RECIPE_FILES = 64
+MAX_KEY_DEPTH = 32
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,8 @@ class Section:
         name: the registered component name.
         config: its validated parameters.
         options: the core options of the section (`DataOptions` for `data`), if any.
+        name_key: the key that names the component (`name`; a plugin's section may use
+            another, as `search: {tuner: ...}` does).
     """
 
     path: str
@@ -66,9 +77,10 @@ class Section:
     name: str
     config: Config
     options: Config | None = None
+    name_key: str = "name"
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"name": self.name}
+        out: dict[str, Any] = {self.name_key: self.name}
         if self.options is not None:
             out.update(self.options.model_dump(mode="json"))
         out.update(self.config.model_dump(mode="json"))
@@ -91,7 +103,7 @@ class Recipe:
     lists: dict[str, list[Section]]
     optimizer: OptimizerOptions
     train: TrainOptions
-    search: Section | None
+    plugin_sections: dict[str, Section]
     raw: dict[str, Any] = field(repr=False)
     source: str = "<recipe>"
     extras: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -124,6 +136,10 @@ class Recipe:
     def callbacks(self) -> list[Section]:
         return self.lists["callbacks"]
 
+    def section(self, key: str) -> Section | None:
+        """A plugin-declared top-level section (`recipe_sections` hook), None if absent."""
+        return self.plugin_sections.get(key)
+
     def resolved(self) -> dict[str, Any]:
         """The recipe with every default filled in, as plain data."""
         out: dict[str, Any] = {"name": self.name}
@@ -136,10 +152,8 @@ class Recipe:
         out["train"] = self.train.model_dump(mode="json")
         for key in LIST_SECTIONS:
             out[key] = [s.to_dict() for s in self.lists[key]]
-        if self.search is not None:
-            search = self.search.to_dict()
-            search["tuner"] = search.pop("name")
-            out["search"] = search
+        for key, section in self.plugin_sections.items():
+            out[key] = section.to_dict()
         return out
 
     def to_yaml(self) -> str:
@@ -208,13 +222,17 @@ def load_recipe(
         RecipeError: listing every problem, each with file:line and key path.
     """
     origins: dict[tuple, Origin] = {}
-    data = _load_file(Path(path), origins, chain=())
+    data = _load_file(Path(path), origins, chain=(), loaded={})
     return Recipe.from_dict(
         data, source=str(path), overrides=overrides, registry=registry, lines=origins
     )
 
 
-def _load_file(path: Path, origins: dict[tuple, Origin], chain: tuple[Path, ...]) -> dict:
+def _load_file(
+    path: Path, origins: dict[tuple, Origin], chain: tuple[Path, ...], loaded: dict
+) -> dict:
+    """One recipe file merged over its `extends:` bases. `loaded` holds each file already
+    read in this load (a base that several recipes of the graph extend is read once)."""
     shown = str(path)
     if not path.exists():
         raise RecipeError(f"recipe file not found: {shown} (check the path; cwd is {os.getcwd()})")
@@ -224,7 +242,31 @@ def _load_file(path: Path, origins: dict[tuple, Origin], chain: tuple[Path, ...]
     if resolved in chain:
         cycle = " -> ".join(str(p) for p in (*chain, resolved))
         raise RecipeError(f"{shown}: the recipe extends itself ({cycle}); remove the cycle.")
+    if resolved in loaded:
+        data, file_origins = loaded[resolved]
+        origins.update(file_origins)
+        return _copy(data)
+    if len(loaded) + len(chain) >= MAX_RECIPE_FILES:
+        raise RecipeError(
+            f"{shown}: recipe too large: its `extends:` graph names more than "
+            f"{MAX_RECIPE_FILES} files; a recipe extends a few bases."
+        )
+    mine: dict[tuple, Origin] = {}
+    data = _read_recipe_file(path, shown, mine, chain + (resolved,), loaded)
+    loaded[resolved] = (data, mine)
+    origins.update(mine)
+    return _copy(data)
+
+
+def _read_recipe_file(
+    path: Path, shown: str, origins: dict[tuple, Origin], chain: tuple[Path, ...], loaded: dict
+) -> dict:
     try:
+        if path.stat().st_size > MAX_RECIPE_BYTES:
+            raise RecipeError(
+                f"{shown}: recipe too large ({path.stat().st_size:,} bytes; at most "
+                f"{MAX_RECIPE_BYTES:,}); a recipe is a page of settings."
+            )
         raw = path.read_bytes()
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -259,7 +301,7 @@ def _load_file(path: Path, origins: dict[tuple, Origin], chain: tuple[Path, ...]
                 f"{here[('extends',)]}: extends: base recipe {ref!r} not found "
                 f"(looked for {base_path})."
             )
-        base = _load_file(base_path, origins, (*chain, resolved))
+        base = _load_file(base_path, origins, chain, loaded)
         merged = merge(merged, base)
     origins.update(here)
     return merge(merged, data)
@@ -298,8 +340,14 @@ def parse_override(text: str) -> tuple[str, tuple[str | int, ...], Any]:
         )
     parts = body.strip().split(".")
     if not body.strip() or any(not p.strip() for p in parts):
-        raise RecipeError(f"override {text!r}: the key is empty or has an empty part.")
-    path = tuple(int(p) if p.isdigit() else p for p in parts)
+        raise RecipeError(f"override {text[:200]!r}: the key is empty or has an empty part.")
+    if len(parts) > MAX_KEY_DEPTH:
+        raise RecipeError(
+            f"override {text[:80]!r}...: the key is nested too deeply ({len(parts)} levels; "
+            f"recipe keys have at most {MAX_KEY_DEPTH})."
+        )
+    # Only ASCII digits index a list: `²`.isdigit() is true, but int() refuses it.
+    path = tuple(int(p) if p.isascii() and p.isdigit() else p for p in parts)
     return op, path, value
 
 
@@ -312,6 +360,7 @@ def apply_overrides(
         op, path, value = parse_override(text)
         if path[0] == "extends":
             raise RecipeError(f"override {text!r}: `extends` can only be set in the recipe file.")
+        path = _dotted_keys(data, path)
         parent = data
         for depth, part in enumerate(path[:-1]):
             child = _child(parent, part, text, path[: depth + 1], create=op == "set")
@@ -348,12 +397,30 @@ def apply_overrides(
         for key in [k for k in origins if k[: len(path)] == path]:
             del origins[key]
         for n in range(1, len(path) + 1):  # keys this override created come from it too
-            origins.setdefault(path[:n], f"command line ({text})")
-        origins[path] = f"command line ({text})"
+            origins.setdefault(path[:n], COMMAND_LINE + text)
+        origins[path] = COMMAND_LINE + text
     return data
 
 
+def _dotted_keys(data: dict, path: tuple) -> tuple:
+    """`path` with the parts that name one dotted key joined: in a mapping whose keys are
+    recipe keys (`search.space: {optimizer.learning_rate: [...]}`), the rest of the
+    override's key is one key when that key exists or the mapping's keys have dots."""
+    parent: Any = data
+    for depth, part in enumerate(path[:-1]):
+        if not isinstance(parent, dict):
+            break
+        rest = ".".join(map(str, path[depth:]))
+        if rest in parent or any("." in str(key) for key in parent):
+            return (*path[:depth], rest)
+        parent = parent.get(part) if not isinstance(part, int) else None
+    return path
+
+
 def _child(parent: Any, part: str | int, text: str, path: tuple, *, create: bool) -> Any:
+    listed = isinstance(parent, list) and isinstance(part, int) and part < len(parent)
+    if listed and isinstance(parent[part], str):  # a component by bare name takes parameters
+        parent[part] = {"name": parent[part]}
     if isinstance(parent, dict):
         if part not in parent:
             if not create:
@@ -400,6 +467,12 @@ class _Problems:
             if origin:
                 break
         where = origin or self.source
+        # A section's own check (a model validator) of a value set on the command line.
+        if not where.startswith(COMMAND_LINE):
+            under = [o for k, o in self.origins.items() if k[: len(path)] == path]
+            overrides = sorted({o for o in under if o.startswith(COMMAND_LINE)})
+            if overrides:
+                where = f"{', '.join(overrides)} (section at {where})"
         key = f" {yamlio.dotted(path)}:" if path else ""
         self.items.append(f"{where}:{key} {message}")
 
@@ -413,10 +486,11 @@ def _validate(
     if problems.items:  # the checks below would report the same values again
         raise RecipeError(problems.items, source=None)
 
+    known_sections = [*TOP_LEVEL, *registry.sections]
     for key in data:
-        if key not in TOP_LEVEL:
+        if key not in known_sections:
             problems.add(
-                (key,), unknown_name_message("section", key, list(TOP_LEVEL), known_label="known")
+                (key,), unknown_name_message("section", key, known_sections, known_label="known")
             )
 
     name = data.get("name")
@@ -477,14 +551,7 @@ def _validate(
             if section is not None:
                 lists[key].append(section)
 
-    search = None
-    if data.get("search") is not None:
-        value = data["search"]
-        if not isinstance(value, dict) or "tuner" not in value:
-            problems.add(("search",), "must be a mapping with `tuner:` (grid, random, ...)")
-        else:
-            renamed = {("name" if k == "tuner" else k): v for k, v in value.items()}
-            search = _component(renamed, ("search",), "tuner", None, backend, registry, problems)
+    plugin_sections = _plugin_sections(data, backend, registry, problems)
 
     if problems.items:
         raise RecipeError(problems.items, source=None)
@@ -497,10 +564,31 @@ def _validate(
         lists=lists,
         optimizer=core["optimizer"],  # type: ignore[arg-type]
         train=core["train"],  # type: ignore[arg-type]
-        search=search,
+        plugin_sections=plugin_sections,
         raw=data,
         source=source,
     )
+
+
+def _plugin_sections(
+    data: dict, backend: str, registry: Registry, problems: _Problems
+) -> dict[str, Section]:
+    """The recipe's plugin-declared sections, each naming one component by its name key."""
+    out: dict[str, Section] = {}
+    for key, declared in registry.sections.items():
+        value = data.get(key)
+        if value is None:
+            continue
+        name_key = declared.name_key
+        if not isinstance(value, dict) or name_key not in value:
+            problems.add((key,), f"must be a mapping with `{name_key}:` (the {declared.kind}; "
+                         f"see `kplug list {declared.kind}`)")  # fmt: skip
+            continue
+        renamed = {("name" if k == name_key else k): v for k, v in value.items()}
+        section = _component(renamed, (key,), declared.kind, None, backend, registry, problems)
+        if section is not None:
+            out[key] = replace(section, name_key=name_key)
+    return out
 
 
 def _valid_run_name(name: str) -> bool:
@@ -574,6 +662,9 @@ def _component(
         if failed:
             message += " (plugins that failed to load: " + ", ".join(sorted(failed)) + ")"
         problems.add(path + ("name",), message)
+        return None
+    except PluginError as error:  # a name two plugins registered
+        problems.add(path + ("name",), str(error))
         return None
     if not component.supports(backend):
         problems.add(
@@ -665,6 +756,15 @@ def _validate_config(
                 message = f"required by {what} but missing"
             else:
                 got = item.get("input")
-                message = f"{item['msg']} (got {got!r})" if got is not None else item["msg"]
+                text = _without_pydantic_prefix(item)
+                message = f"{text} (got {got!r})" if got is not None and loc != path else text
             problems.add(loc, message)
         return None
+
+
+def _without_pydantic_prefix(item: Mapping[str, Any]) -> str:
+    """A validator's own message, without pydantic's "Value error, " in front."""
+    error = item.get("ctx", {}).get("error")
+    if item["type"] in ("value_error", "assertion_error") and error is not None:
+        return str(error)
+    return item["msg"]

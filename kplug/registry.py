@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from kplug.config import Config, EmptyConfig
 from kplug.errors import PluginError, UnknownComponentError
 
-# Registration hook name -> component kind, in the order `kplug list` shows them.
+# The core's registration hook name -> component kind, in the order `kplug list` shows
+# them. Plugins declare kinds of their own with the `component_kinds` hook.
 KINDS: dict[str, str] = {
     "register_datasets": "dataset",
     "register_architectures": "architecture",
@@ -19,9 +20,6 @@ KINDS: dict[str, str] = {
     "register_tuners": "tuner",
     "register_callbacks": "callback",
     "register_exporters": "exporter",
-    "register_cleaners": "cleaner",
-    "register_tokenizers": "tokenizer",
-    "register_commands": "command",
 }
 
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -40,6 +38,27 @@ class Register(Protocol):
     ) -> None: ...
 
 
+class RegisterCommand(Protocol):
+    def __call__(
+        self, name: str, configure: Callable[[Any], Callable[[Any], int]], *, summary: str = ""
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class RecipeSection:
+    """A top-level recipe section a plugin adds (the `recipe_sections` hook).
+
+    Args:
+        kind: the kind of the one component the section names.
+        name_key: the key naming it (`name` by default; a tuner's `search:` uses `tuner`).
+        summary: one line on what the section is for.
+    """
+
+    kind: str
+    name_key: str = "name"
+    summary: str = ""
+
+
 @dataclass(frozen=True)
 class Component:
     """One registered component.
@@ -47,7 +66,7 @@ class Component:
     Args:
         kind: `dataset`, `architecture`, ... (see `KINDS`).
         name: the name recipes use.
-        factory: `factory(config, ctx)` builds it (for commands: `factory(parser)`).
+        factory: `factory(config, ctx)` builds it.
         config: the pydantic model of its parameters.
         summary: one line for `kplug list`.
         backends: Keras backends it supports; empty means all.
@@ -92,23 +111,37 @@ class Component:
         }
 
 
-@dataclass
 class Registry:
-    """All components by kind and name, plus the plugins that failed to load."""
+    """All components by kind and name, plus the plugins that failed to load and the
+    names two plugins registered (`conflicts`: using one is an error naming both).
 
-    components: dict[str, dict[str, Component]] = field(
-        default_factory=lambda: {kind: {} for kind in KINDS.values()}
-    )
-    failed_plugins: dict[str, str] = field(default_factory=dict)
+    Args:
+        kinds: the component kinds, in listing order; the core's `KINDS` by default.
+    """
+
+    def __init__(self, kinds: Iterable[str] | None = None):
+        kinds = list(KINDS.values()) if kinds is None else list(kinds)
+        self.components: dict[str, dict[str, Component]] = {kind: {} for kind in kinds}
+        self.failed_plugins: dict[str, str] = {}
+        self.conflicts: dict[tuple[str, str], str] = {}
+        self.sections: dict[str, RecipeSection] = {}
 
     def add(self, component: Component) -> None:
+        if component.kind not in self.components:
+            raise PluginError(
+                f"plugin {component.plugin!r} registered {component.name!r} as a "
+                f"{component.kind!r}, a kind no loaded plugin declares."
+            )
         existing = self.components[component.kind].get(component.name)
         if existing is not None:
-            raise PluginError(
-                f"{component.kind} {component.name!r} is registered twice: by plugin "
-                f"{existing.plugin!r} and by plugin {component.plugin!r}. Rename one of them "
-                "or disable a plugin with KPLUG_LOAD_PLUGINS."
+            key = (component.kind, component.name)
+            plugins = self.conflicts.get(key, f"by plugin {existing.plugin!r}")
+            self.conflicts[key] = (
+                f"{component.kind} {component.name!r} is registered twice: {plugins} and by "
+                f"plugin {component.plugin!r}. Recipes naming it fail until one is renamed or "
+                "its plugin is left out (KPLUG_LOAD_PLUGINS, KPLUG_DISABLE_PLUGINS)."
             )
+            return
         if not (isinstance(component.config, type) and issubclass(component.config, Config)):
             raise PluginError(
                 f"plugin {component.plugin!r} registered {component.kind} {component.name!r} "
@@ -123,13 +156,16 @@ class Registry:
         self.components[component.kind][component.name] = component
 
     def get(self, kind: str, name: str, *, where: str = "") -> Component:
+        if (kind, name) in self.conflicts:
+            raise PluginError(f"{where}{': ' if where else ''}{self.conflicts[kind, name]}")
         try:
             return self.components[kind][name]
         except KeyError:
-            raise UnknownComponentError(kind, name, self.components[kind], where=where) from None
+            known = self.components.get(kind, {})
+            raise UnknownComponentError(kind, name, known, where=where) from None
 
     def names(self, kind: str) -> list[str]:
-        return sorted(self.components[kind])
+        return sorted(self.components.get(kind, {}))
 
     def all(self, kind: str | None = None) -> list[Component]:
         kinds = [kind] if kind else list(self.components)

@@ -54,7 +54,11 @@ def prepare_data(ctx: RunContext) -> Any:
 
 
 def use_backend(backend: str) -> None:
-    """Select the Keras backend before Keras is imported; refuse a conflicting one."""
+    """Select the Keras backend before Keras is imported; refuse a conflicting one or one
+    that is not installed."""
+    from kplug.backends import require_backend
+
+    require_backend(backend)
     if "keras" in sys.modules:
         import keras
 
@@ -93,7 +97,23 @@ def load_data(ctx: RunContext) -> Data:
     return data
 
 
-def data_report(data: Data) -> dict[str, Any]:
+# data_report.json keys kplug writes itself; a dataset's `report` may not use them.
+RESERVED_REPORT_KEYS = ("examples",)
+
+
+def data_report(data: Data, dataset: str = "the dataset") -> dict[str, Any]:
+    """data_report.json: kplug's split counts (`examples`) and the dataset's `report`.
+
+    Raises:
+        DataError: the dataset's report uses a key kplug reserves.
+    """
+    taken = [key for key in RESERVED_REPORT_KEYS if key in data.report]
+    if taken:
+        raise DataError(
+            f"{dataset}: its report uses {', '.join(map(repr, taken))}, a data_report.json "
+            "key kplug writes itself (the split counts); rename it in the dataset's "
+            "`report` (e.g. 'source_examples')."
+        )
     counts = {s: splits.count(getattr(data, s)) for s in ("train", "validation", "test")}
     return {"examples": counts, **data.report}
 

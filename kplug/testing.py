@@ -25,6 +25,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from kplug.errors import PluginError
 from kplug.plugins import plugin_manager, registry
 from kplug.recipe import Recipe
 from kplug.registry import Registry
@@ -32,8 +33,21 @@ from kplug.registry import Registry
 
 @contextlib.contextmanager
 def registered(plugin: Any, name: str | None = None) -> Iterator[Registry]:
-    """Register a throwaway plugin for the duration of a `with` block; yields the registry."""
+    """Register a throwaway plugin for the duration of a `with` block; yields the registry.
+
+    A plugin already loaded (its distribution is installed, so its entry point loaded it)
+    is used as it is and stays loaded after the block.
+    """
     pm = plugin_manager()
+    if pm.is_registered(plugin):
+        yield registry()
+        return
+    holder = pm.get_plugin(name) if name else None
+    if holder is not None:
+        raise PluginError(
+            f"testing.registered: a different plugin is already registered as {name!r} "
+            f"({holder!r}); pass another name."
+        )
     plugin_name = pm.register(plugin, name=name)
     try:
         yield registry()

@@ -1,11 +1,21 @@
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# Prepared text datasets go to a cache of this test session, never the user's.
+if "KPLUG_DATA_CACHE" not in os.environ:
+    os.environ["KPLUG_DATA_CACHE"] = tempfile.mkdtemp(prefix="kplug-test-data-cache-")
+    atexit.register(shutil.rmtree, os.environ["KPLUG_DATA_CACHE"], True)
 
 import pytest  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# The example plugin's own tests run against its installation (test_example_plugin.py).
+collect_ignore = ["example_plugin"]
 
 
 @pytest.fixture

@@ -24,7 +24,9 @@ from kplug.training.resume import differences, open_for_resume
 def _write(run_dir: Path, step: int, keep: int = 3) -> Path:
     arrays = {"model/00000": np.full((4, 3), step, np.float32), "rng/numpy_keys": np.arange(3)}
     meta = {"epoch": step // 10, "step_in_epoch": step % 10, "global_step": step,
-            "steps_per_epoch": 10, "history": {"loss": [1.0] * (step // 10)}}  # fmt: skip
+            "steps_per_epoch": 10, "history": {"loss": [1.0] * (step // 10)},
+            "variables": {"model": ["dense/kernel"], "optimizer": [], "metrics": []},
+            "rng": {"numpy": ["MT19937", 0, 0, 0.0], "python": [3, [0], None]}}  # fmt: skip
     return checkpoints.write_checkpoint(run_dir, arrays, meta, keep=keep)
 
 
@@ -74,6 +76,39 @@ def test_unreadable_metadata_and_missing_npz_are_skipped(tmp_path):
     assert checkpoints.newest_valid(tmp_path).global_step == 10
     (folder / "step-000000010.npz").unlink()
     assert checkpoints.newest_valid(tmp_path) is None
+
+
+def _rewrite_meta(path: Path, change, *, checksum: bool) -> None:
+    meta = json.loads(path.read_text())
+    change(meta)
+    if checksum:  # a writer with a bug, not a damaged file: the checksum matches
+        meta["meta_sha256"] = checkpoints._meta_checksum(meta)
+    path.write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize(
+    "change, checksum, problem",
+    [
+        (lambda m: m.update(epoch=m["epoch"] - 1), False, "does not match its SHA-256"),
+        (lambda m: m.pop("rng"), True, "invalid metadata: rng"),
+        (lambda m: m.update(epoch="2"), True, "invalid metadata: epoch"),
+        (lambda m: m.update(global_step=-5), True, "invalid metadata: global_step"),
+        (lambda m: m["rng"].update(numpy=[1]), True, "not a saved random state"),
+        (lambda m: m.update(file="../../etc/passwd"), True, "not an npz beside it"),
+    ],
+    ids=["one-digit-edit", "missing-field", "mistyped-field", "negative-step", "bad-rng",
+         "npz-elsewhere"],
+)  # fmt: skip
+def test_checkpoint_metadata_is_checksummed_and_validated(tmp_path, caplog, change, checksum,
+                                                          problem):  # fmt: skip
+    for step in (10, 20, 30):
+        _write(tmp_path, step)
+    bad = tmp_path / "checkpoints" / "step-000000030.json"
+    _rewrite_meta(bad, change, checksum=checksum)
+    with caplog.at_level(logging.WARNING, logger="kplug"):
+        chosen = checkpoints.newest_valid(tmp_path)
+    assert chosen.global_step == 20  # the previous one, as for a damaged npz
+    assert str(bad) in caplog.text and problem in caplog.text
 
 
 def test_rotation_removes_leftover_temporaries_of_a_killed_write(tmp_path):
@@ -190,12 +225,28 @@ def test_resume_without_a_valid_checkpoint_or_run_directory(stopped_run, tmp_pat
     assert "needs a RECIPE" in capsys.readouterr().err
 
 
-def test_resume_refuses_a_run_whose_process_is_still_alive(stopped_run, capsys):
-    import platform
+def test_resume_refuses_a_run_directory_another_process_holds(stopped_run, capsys):
+    import subprocess
+    import sys
 
-    stopped_run.update_manifest(status="running", host=platform.node(), pid=os.getpid())
-    before = _files(stopped_run.path)
-    assert main(["resume", str(stopped_run)]) == 2
-    err = capsys.readouterr().err
-    assert f"running as process {os.getpid()}" in err and "is alive" in err
-    assert _files(stopped_run.path) == before
+    # A real second process holding the lock, as a `kplug run` or `kplug resume` does.
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from kplug.rundir import RunDirectory; "
+         f"RunDirectory({str(stopped_run.path)!r}).lock(); print('locked', flush=True); "
+         "time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        before = _files(stopped_run.path)
+        assert main(["resume", str(stopped_run)]) == 2
+        err = capsys.readouterr().err
+        assert f"in use by another kplug process (pid {holder.pid})" in err
+        assert _files(stopped_run.path) == before
+    finally:
+        holder.kill()
+        holder.wait()
+    # Once it is gone, the lock is free (the kernel drops a dead process's flock).
+    directory = RunDirectory(stopped_run.path)
+    directory.lock()
+    directory.unlock()

@@ -120,7 +120,7 @@ BAD = {
     "unknown override key": (
         "name: x\ndata: {name: mnist}\nmodel: {name: cnn}\nobjective: {name: classification}\n",
         ["train.epochs=1", "model.filterz=[1]"],
-        ["command line (model.filterz=[1])", "did you mean 'filters'"],
+        ["command line: model.filterz=[1]", "did you mean 'filters'"],
     ),
     "extends itself": ("extends: bad.yaml\nname: x\n", [], ["extends itself"]),
 }

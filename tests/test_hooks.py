@@ -171,9 +171,18 @@ RECIPE = {
 @pytest.fixture(scope="module")
 def ran(tmp_path_factory):
     plugin = ThrowawayPlugin()
-    with testing.registered(plugin, name="throwaway"):
+    # A plugin whose run_finished raises, called before the throwaway's: it must not
+    # keep the throwaway's run_finished from running (test_hook_run_finished).
+    with testing.registered(plugin, name="throwaway"), \
+         testing.registered(RunFinishedRaises(), name="raiser"):  # fmt: skip
         result = testing.smoke_run(RECIPE, tmp_path_factory.mktemp("runs"), smoke=False)
     return plugin, result
+
+
+class RunFinishedRaises:
+    @kplug.hookimpl
+    def run_finished(self, run, result):
+        raise RuntimeError("cannot reach the results server")
 
 
 def test_hook_register_datasets(ran):
@@ -206,7 +215,8 @@ def test_hook_register_compressors(ran):
 def test_hook_register_tuners(write):
     with testing.registered(ThrowawayPlugin(), name="throwaway"):
         recipe = testing.recipe({**RECIPE, "search": {"tuner": "hook_tuner", "max_trials": 5}})
-        assert recipe.search.name == "hook_tuner" and recipe.search.config.max_trials == 5
+        search = recipe.section("search")
+        assert search.name == "hook_tuner" and search.config.max_trials == 5
         assert recipe.resolved()["search"] == {"tuner": "hook_tuner", "max_trials": 5}
         with pytest.raises(kplug.RecipeError, match="unknown tuner 'hook_tunr'"):
             testing.recipe({**RECIPE, "search": {"tuner": "hook_tunr"}})
@@ -255,7 +265,7 @@ def test_hook_run_finished(ran, tmp_path):
 def test_hook_keras_objects(tmp_path):
     import keras
 
-    from kplug.models import load_model
+    from kplug.training.models import load_model
 
     plugin = ThrowawayPlugin()
     with testing.registered(plugin, name="throwaway"):

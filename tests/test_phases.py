@@ -10,7 +10,7 @@ import pytest
 
 from kplug import RecipeError, testing
 from kplug.cli import main
-from kplug.models import load_model
+from kplug.training.models import load_model
 
 BASE = {
     "data": {"name": "digits", "batch_size": 32, "limit": 256},
@@ -72,16 +72,18 @@ def test_two_phases_unfreeze_the_top_block_with_their_own_rate(pretrained, tmp_p
     assert first["learning_rate"] == 0.01 and second["learning_rate"] == 1e-3
     assert "conv3" not in first["trained_layers"] and "conv3" in second["trained_layers"]
     assert second["trainable_parameters"] > first["trainable_parameters"]
-    # the epochs continue in one metrics.csv: one header, epochs 0, 1, 2
+    # the epochs continue in one metrics.csv: one header, epochs 1, 2, 3 (as in train.log)
     rows = list(csv.DictReader((run.directory / "metrics.csv").open()))
-    assert [row["epoch"] for row in rows] == ["0", "1", "2"]
+    assert [row["epoch"] for row in rows] == ["1", "2", "3"]
     assert run.metrics["epochs"] == 3
 
 
 def test_init_exclude_keeps_the_head_fresh(pretrained, tmp_path):
+    # conv1 frozen, so one smoke epoch trains only the fresh head (with train.epochs=0 a
+    # fresh layer is refused: test_init_from.py).
     recipe = with_model(init_from=str(pretrained.directory.path), init_exclude="logits",
-                        init_strict=True)  # fmt: skip
-    run = testing.smoke_run({**recipe, "train": {"epochs": 0}}, tmp_path, smoke=False)
+                        init_strict=True, freeze=["conv1"])  # fmt: skip
+    run = testing.smoke_run({**recipe, "train": {"epochs": 1}}, tmp_path)
     report = run.directory.read_json("init_from.json")
     assert report["skipped"] == {"logits": "excluded (model.init_exclude)"}
     before, after = weights(pretrained), weights(run)

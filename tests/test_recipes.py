@@ -21,6 +21,8 @@ SMOKED_ELSEWHERE: dict[str, str] = {
     "transfer/finetune_digits_5_9.yaml": "tests/kplug_vision/test_transfer.py (a pretrained run)",
     "bert_sentiment_from_mlm.yaml": "tests/kplug_transformers/test_training.py::"
     "test_mlm_nsp_pretrains_and_a_classifier_starts_from_its_encoder (a pretraining run)",
+    "gpt2_124m.yaml": "tests/test_tensorflow_free.py::test_recipe_trains_on_jax_without_"
+    "tensorflow[gpt2] (backend: jax, in a child process, with a small model)",
 }
 
 
@@ -46,6 +48,22 @@ def test_recipe_validates_and_names_its_command(path):
     load_recipe(path)
 
 
+def _resolved(path: Path, folder: Path):
+    """The recipe as its run's `recipe.resolved.yaml` holds it, loaded again (what `kplug
+    resume` does): it must validate and resolve to itself."""
+    recipe = load_recipe(path)
+    resolved = folder / "recipe.resolved.yaml"
+    resolved.write_text(recipe.to_yaml(), encoding="utf-8")
+    again = load_recipe(resolved)
+    assert again.resolved() == recipe.resolved()
+    return again
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=_id)
+def test_the_resolved_recipe_validates_as_it_is(path, tmp_path):
+    _resolved(path, tmp_path)
+
+
 @pytest.mark.parametrize("path", RECIPES, ids=_id)
 def test_recipe_smoke_runs(path, tmp_path):
     if _id(path) in SMOKED_ELSEWHERE:
@@ -57,6 +75,7 @@ def test_recipe_smoke_runs(path, tmp_path):
         assert main(["tune", str(path), "--smoke", "--directory", str(directory)]) == 0
         assert (directory / "results.json").is_file() and (directory / "best.yaml").is_file()
         return
-    result = run(load_recipe(path), runs_root=tmp_path, smoke=True, argv=["test"])
+    # The resolved recipe runs: it is what `kplug resume` continues with.
+    result = run(_resolved(path, tmp_path), runs_root=tmp_path, smoke=True, argv=["test"])
     assert result.status == "completed"
     assert (result.directory / "metrics.json").is_file()

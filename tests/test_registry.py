@@ -15,12 +15,15 @@ def _component(name="x", plugin="a", **kw):
                      plugin=plugin, **kw)  # fmt: skip
 
 
-def test_duplicate_name_names_both_plugins():
+def test_duplicate_name_names_both_plugins_when_used():
     registry = Registry()
     registry.add(_component(plugin="first"))
+    registry.add(_component(plugin="second"))  # recorded, not raised: other names still work
+    registry.add(_component("y", plugin="second"))
+    assert registry.get("dataset", "y").plugin == "second"
     with pytest.raises(PluginError, match="registered twice: by plugin 'first' and by plugin "
                        "'second'"):  # fmt: skip
-        registry.add(_component(plugin="second"))
+        registry.get("dataset", "x")
 
 
 def test_config_must_be_a_kplug_config():
@@ -41,10 +44,17 @@ class Duplicate:
         register("cnn", lambda config, ctx: None)
 
 
-def test_plugin_duplicating_a_builtin_is_an_error():
-    with pytest.raises(PluginError, match="by plugin 'vision' and by plugin 'dup'"):
-        with testing.registered(Duplicate(), name="dup"):
-            pass
+def test_plugin_duplicating_a_builtin_breaks_only_recipes_naming_it(capsys, caplog):
+    from kplug.cli import main
+
+    with testing.registered(Duplicate(), name="dup") as registry:
+        assert "'cnn' is registered twice: by plugin 'vision' and by plugin 'dup'" in caplog.text
+        assert registry.get("architecture", "rnn").plugin == "sequence"
+        assert main(["plugins"]) == 0 and main(["list", "architecture"]) == 0
+        assert "by plugin 'vision' and by plugin 'dup'" in capsys.readouterr().out
+        with pytest.raises(kplug.RecipeError, match="by plugin 'vision' and by plugin 'dup'"):
+            testing.recipe({"data": {"name": "digits"}, "model": {"name": "cnn"},
+                            "objective": {"name": "classification"}})  # fmt: skip
 
 
 class Broken:
@@ -84,6 +94,6 @@ def test_unknown_backend_name():
         def register_datasets(self, register):
             register("b", lambda c, ctx: None, backends=("tensorfow",))
 
-    with pytest.raises(PluginError, match="unknown backends"):
-        with testing.registered(Bad(), name="bad"):
-            pass
+    with testing.registered(Bad(), name="bad") as registry:
+        assert "unknown backends" in registry.failed_plugins["bad"]
+        assert registry.get("dataset", "mnist").plugin == "data"

@@ -67,7 +67,7 @@ def test_resolved_recipe_reruns(tiny_run, tmp_path):
 
 
 def test_saved_model_predicts_like_the_run(tiny_run):
-    from kplug.models import load_model
+    from kplug.training.models import load_model
 
     model = load_model(tiny_run.directory.path)
     x = np.zeros((1, 8, 8, 1), "float32")
@@ -107,7 +107,7 @@ def test_cli_prints_run_directory_last(tmp_path, minimal_recipe):
 
 
 def test_init_from_a_run_directory(tiny_run, tmp_path):
-    from kplug.models import load_model
+    from kplug.training.models import load_model
 
     result = testing.smoke_run(
         {**TINY, "model": {**TINY["model"], "init_from": str(tiny_run.directory.path)},

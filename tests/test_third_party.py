@@ -85,12 +85,11 @@ def test_third_party_plugin_is_listed_and_runs(site, tmp_path):
     run = testing.cli("run", str(recipe), "--smoke", "--runs-dir", str(tmp_path / "runs"),
                       env=env_with(site))  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
-    assert (
-        "third"
-        in json.loads((tmp_path / "runs" / "third").glob("*/manifest.json").__next__().read_text())[
-            "plugins"
-        ]
-    )
+    manifest = json.loads(next((tmp_path / "runs" / "third").glob("*/manifest.json")).read_text())
+    assert "third" in manifest["plugins"]
+    # Versions come from the loaded plugins' distributions and their requirements.
+    assert manifest["versions"]["kplug-third"] == "0.3.0"
+    assert manifest["versions"]["keras-hub"] and manifest["versions"]["pydantic"]
 
 
 def test_allowlist_controls_third_party_loading(site):
@@ -110,3 +109,13 @@ def test_recipe_naming_a_component_of_a_broken_plugin(site, tmp_path):
     result = testing.cli("validate", str(recipe), env=env_with(site))
     testing.assert_user_error(result, "unknown architecture 'broken_net'",
                               "plugins that failed to load: broken")  # fmt: skip
+
+
+def test_an_import_failure_is_a_warning_with_its_traceback_under_debug(site):
+    quiet = testing.cli("plugins", env=env_with(site))
+    assert quiet.returncode == 0
+    assert "plugin 'broken' failed and is left out: ImportError: needs libfoo" in quiet.stderr
+    assert "Traceback" not in quiet.stderr and "--debug" in quiet.stderr
+    debug = testing.cli("plugins", "--debug", env=env_with(site))
+    assert "Traceback (most recent call last)" in debug.stderr
+    assert 'raise ImportError("needs libfoo' in debug.stderr.replace("'", '"')

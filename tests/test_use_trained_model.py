@@ -90,7 +90,7 @@ def test_a_run_writes_inference_json_curves_and_report(cnn_run):
 
 
 def test_predict_image_files_equal_arrays_and_the_model(cnn_run, tmp_path, capsys):
-    from kplug.models import load_model
+    from kplug.training.models import load_model
 
     pixels, _ = mnist_images(tmp_path / "images")
     np.save(tmp_path / "pixels.npy", pixels)
@@ -115,7 +115,7 @@ def test_predict_image_files_equal_arrays_and_the_model(cnn_run, tmp_path, capsy
 def test_evaluate_gives_the_models_accuracy_on_the_split(cnn_run, capsys):
     from kplug_data.mnist import MnistConfig, load_mnist
 
-    from kplug.models import load_model
+    from kplug.training.models import load_model
 
     assert main(["evaluate", str(cnn_run.directory), "data.limit=32"]) == 0
     printed = json.loads(capsys.readouterr().out)
@@ -181,7 +181,7 @@ def test_compare_prints_differing_keys_and_metrics_and_plots(cnn_run, digits_run
 
 
 def test_models_load_in_plain_keras_without_kplug(cnn_run, digits_run, tmp_path):
-    from kplug.models import load_model
+    from kplug.training.models import load_model
 
     cases = []
     for result, shape in ((cnn_run, (3, 28, 28, 1)), (digits_run, (3, 8, 8, 1))):

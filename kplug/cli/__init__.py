@@ -6,10 +6,16 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
+import traceback
 from collections.abc import Sequence
 
 from kplug.errors import KplugError
+
+log = logging.getLogger("kplug")
+_owners: dict[str, str] = {}  # command name -> the plugin that added it, for clashes
 
 CORE_COMMANDS = (
     "run",
@@ -44,14 +50,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_plugin_commands(subparsers) -> None:
-    from kplug.plugins import registry
+    """Each plugin's `register_commands`, on its own: a plugin that raises, or a command
+    name already taken, is a warning naming the plugin; the other commands still work."""
+    from kplug.plugins import plugin_manager, report_failure
 
-    for component in registry().all("command"):
-        if component.name in subparsers.choices:
-            continue  # a core command wins; `kplug plugins` still lists the plugin
-        sub = subparsers.add_parser(component.name, help=component.summary,
-                                    description=component.summary)  # fmt: skip
-        sub.set_defaults(handler=component.factory(sub))
+    for impl in reversed(plugin_manager().hook.register_commands.get_hookimpls()):
+        plugin = impl.plugin_name
+
+        def register(name: str, configure, *, summary: str = "", plugin: str = plugin) -> None:
+            if name in subparsers.choices:
+                log.warning("plugin %r: command %r is taken by %s; left out", plugin, name,
+                            _owners.get(name, "kplug"))  # fmt: skip
+                return
+            sub = subparsers.add_parser(name, help=summary, description=summary)
+            sub.set_defaults(handler=configure(sub))
+            _owners[name] = f"plugin {plugin!r}"
+
+        try:
+            impl.function(**{"register": register} if "register" in impl.argnames else {})
+        except Exception as error:  # a broken plugin must not take the other commands down
+            report_failure(plugin, f"register_commands raised {type(error).__name__}: {error}",
+                           traceback.format_exc())  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -60,11 +79,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
+    if debug:  # plugins' tracebacks, in this process and in the child processes it starts
+        os.environ["KPLUG_DEBUG"] = "1"
     if as_program and not debug:
         from kplug.console import filter_native_logs
 
         filter_native_logs()
     _configure_logging()
+    _handle_interrupts()
     try:
         parser = build_parser()
         args, extra = parser.parse_known_args(argv)
@@ -84,6 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print("kplug: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _closed_stdout()
     except Exception as error:
         if debug:
             raise
@@ -94,6 +118,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+
+
+def _closed_stdout() -> int:
+    """The reader of stdout went away (`kplug plugins --json | head`): stop quietly, as
+    `cat` does. Point stdout at /dev/null so that flushing it at exit cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 141  # 128 + SIGPIPE, what a shell reports for a process ended by it
+
+
+def _handle_interrupts() -> None:
+    """Ctrl-C and `kill -INT` stop kplug even when it inherited SIGINT ignored (a shell
+    starts background jobs, `kplug run ... &`, that way): training then saves a checkpoint
+    and stops, like SIGTERM, and elsewhere it ends with KeyboardInterrupt (exit 130)."""
+    main_thread = threading.current_thread() is threading.main_thread()
+    if main_thread and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _printable(text: str) -> str:

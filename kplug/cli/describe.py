@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 from kplug.cli.common import print_json, table
+from kplug.cli.type_names import field_type
 from kplug.errors import KplugError, unknown_name_message
 
 
@@ -25,10 +27,10 @@ def handle(args: argparse.Namespace) -> int:
         names = sorted({c.name for c in reg.all()})
         raise KplugError(unknown_name_message("component", args.name, names))
     if args.json:
-        print_json([c.describe() for c in found])
+        print_json([_described(c) for c in found])
         return 0
     for index, component in enumerate(found):
-        info = component.describe()
+        info = _described(component)
         if index:
             print()
         print(f"{info['kind']} {info['name']}  (plugin {info['plugin']}; "
@@ -46,3 +48,12 @@ def handle(args: argparse.Namespace) -> int:
         else:
             print("no parameters")
     return 0
+
+
+def _described(component: Any) -> dict[str, Any]:
+    """`Component.describe()` with each parameter's type in words (`list of int > 0`)."""
+    info = component.describe()
+    fields = component.config.model_fields
+    for parameter in info["parameters"]:
+        parameter["type"] = field_type(fields[parameter["name"]])
+    return info

@@ -6,12 +6,12 @@ import argparse
 
 from kplug.cli.common import print_json, table
 from kplug.errors import KplugError, unknown_name_message
-from kplug.registry import KINDS
 
 
 def add_to(subparsers) -> None:
     parser = subparsers.add_parser("list", help="list registered components")
-    parser.add_argument("kind", nargs="?", help="one kind: " + ", ".join(KINDS.values()))
+    parser.add_argument("kind", nargs="?", help="one kind: dataset, architecture, objective, "
+                        "... (those the loaded plugins declare)")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(handler=handle)
 
@@ -20,7 +20,7 @@ def handle(args: argparse.Namespace) -> int:
     from kplug.plugins import registry
 
     reg = registry()
-    kind = _kind(args.kind) if args.kind else None
+    kind = _kind(args.kind, list(reg.components)) if args.kind else None
     components = reg.all(kind)
     if args.json:
         print_json([c.describe() | {"parameters": None} for c in components])
@@ -29,11 +29,12 @@ def handle(args: argparse.Namespace) -> int:
     print(table(rows, ["kind", "name", "plugin", "summary"]))
     for name, error in sorted(reg.failed_plugins.items()):
         print(f"plugin {name!r} failed to load: {error}")
+    for message in reg.conflicts.values():
+        print(message)
     return 0
 
 
-def _kind(text: str) -> str:
-    kinds = list(KINDS.values())
+def _kind(text: str, kinds: list[str]) -> str:
     singular = text[:-1] if text.endswith("s") and text[:-1] in kinds else text
     if singular not in kinds:
         raise KplugError(unknown_name_message("kind", text, kinds, known_label="kinds"))

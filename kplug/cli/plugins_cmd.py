@@ -29,4 +29,6 @@ def handle(args: argparse.Namespace) -> int:
         for p in infos
     ]  # fmt: skip
     print(table(rows, ["plugin", "distribution", "version", "origin", "hooks"]))
+    for message in registry().conflicts.values():
+        print(message)
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from kplug.cli.common import add_trust_model_argument
 from kplug.cli.run import OVERRIDES_HELP, run_and_report
 
 
@@ -21,6 +22,14 @@ def add_to(subparsers) -> None:
     parser.add_argument(
         "--recipe", help="the recipe to compare and continue with (default: the run's own)"
     )
+    parser.add_argument(
+        "--from-step",
+        type=int,
+        metavar="STEP",
+        help="continue from the checkpoint of this global step instead of the newest (e.g. "
+        "the last sane one a NaN stop names); the newer ones are moved aside, not deleted",
+    )
+    add_trust_model_argument(parser)
     parser.set_defaults(handler=handle)
 
 

@@ -65,6 +65,7 @@ def run_and_report(
         argv=sys.argv,
         resume=resume,
         trust_model=getattr(args, "trust_model", False),
+        from_step=getattr(args, "from_step", None),
     )
     test = result.metrics.get("test") or {}
     if test:

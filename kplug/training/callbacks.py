@@ -1,4 +1,9 @@
-"""The Keras callbacks every run has: per-epoch log lines, timing, the NaN stop."""
+"""The Keras callbacks every run has: per-epoch log lines, metrics.csv, timing, the NaN stop.
+
+Epochs are numbered from 1 in both train.log (`epoch 3/10`) and metrics.csv (`epoch` 3),
+as Keras' progress bar numbers them; `phases.json` gives epoch ranges `[first, last)`
+counted from 0, as Keras' `initial_epoch` does.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +34,17 @@ class EpochLog(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         shown = " ".join(f"{k}={_fmt(v)}" for k, v in (logs or {}).items())
         log.info("epoch %d/%d: %s", epoch + 1, self.epochs, shown)
+
+
+class MetricsCSV(keras.callbacks.CSVLogger):
+    """Keras' CSVLogger with epochs numbered from 1, as in train.log.
+
+    Its columns are the keys of the first epoch's logs: put it after every callback that
+    adds keys (the recipe's `callbacks:`), so they become columns.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch + 1, logs)
 
 
 class Timing(keras.callbacks.Callback):
@@ -88,19 +104,35 @@ class StopOnNonFinite(keras.callbacks.Callback):
             last = (
                 f"the last finite loss was {self.last_finite[1]:.6g} at step {self.last_finite[0]}"
             )
+        self._mark_the_checkpoint_before()
         hints = "".join(f"\n  - {hint}" for hint in self.hints)
         raise TrainingDivergedError(
             f"training diverged: the loss became {loss} at step {self.step} (Keras logs the "
             f"epoch's running mean); {last}. {self._kept()} Try:{hints}"
         )
 
-    def _kept(self) -> str:
-        from kplug.training.checkpoints import newest_valid
+    def _mark_the_checkpoint_before(self) -> None:
+        """A checkpoint of the step just before this one holds the weights whose loss is
+        not finite: it is not a sane place to continue from."""
+        from kplug.training.checkpoints import folder_of, mark_not_sane
 
-        newest = newest_valid(self.run_directory) if self.run_directory else None
-        if newest is None:
+        if self.run_directory is not None:
+            mark_not_sane(folder_of(self.run_directory) / f"step-{self.step - 1:09d}.json")
+
+    def _kept(self) -> str:
+        from kplug.training.checkpoints import newest_sane, newest_valid
+
+        if self.run_directory is None or newest_valid(self.run_directory) is None:
             return "No checkpoint was saved before it."
-        return f"The last good checkpoint is kept: {newest.path} (step {newest.global_step})."
+        sane = newest_sane(self.run_directory)
+        if sane is None:
+            return "No checkpoint with a sane loss is left (the run diverged before the first)."
+        loss = f", loss {sane.meta['loss']:.6g}" if sane.meta.get("loss") is not None else ""
+        return (
+            f"The last checkpoint with a sane loss is kept: {sane.path} (step "
+            f"{sane.global_step}{loss}); continue from it with `kplug resume "
+            f"{self.run_directory} --from-step {sane.global_step}` and a change below."
+        )
 
 
 def _fmt(value) -> str:

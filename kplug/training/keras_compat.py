@@ -26,6 +26,15 @@ def all_layers(layer: Any, *, include_self: bool = False) -> Iterator[Any]:
     return layer._flatten_layers(include_self=include_self, recursive=True)
 
 
+def made_up_name_base(layer: Any) -> str:
+    """The name Keras gives a layer of this class when none is given (`dense`), before
+    its counter suffix (`dense_3`)."""
+    # Keras makes up names with this private helper; no public one says what it would be.
+    from keras.src.utils.naming import to_snake_case
+
+    return to_snake_case(type(layer).__name__)
+
+
 def remat_mode(layer: Any) -> Any:
     """The `keras.RematScope` mode a layer was built under, or None."""
     # Keras keeps the scope it captured at construction in `_remat_mode` and offers no

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kplug.errors import RecipeError
 
 if TYPE_CHECKING:
-    from kplug.context import RunContext
+    from kplug.recipe import Recipe
+
+
+class RunContext(Protocol):
+    """What an optimizer needs of the run: a `kplug.RunContext` (which builds optimizers
+    through this module, so it is described here rather than imported)."""
+
+    recipe: Recipe
+    strategy: Any
+
+    def steps_per_epoch(self) -> int | None: ...
+
 
 # Options passed to the Keras optimizer constructor when set.
 _PASSED = (

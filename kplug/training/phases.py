@@ -4,8 +4,9 @@ A run without phases is one phase of `train.epochs` with `model.freeze`. Before 
 phase every layer is made trainable again, the phase's frozen layers are set
 `trainable = False` (a frozen BatchNormalization then runs in inference mode, as Keras
 does) and the model is compiled anew, which builds a new optimizer over the phase's
-trainable weights at the phase's learning rate. The phases share the callbacks, so the
-epochs, the metrics CSV and the history continue from one phase to the next.
+trainable weights at the phase's learning rate (`kplug.training.trainer.Trainer` runs
+the phases). The phases share the callbacks, so the epochs, the metrics CSV and the
+history continue from one phase to the next.
 
 Patterns are `fnmatch` patterns on layer names (`conv*`, `block[1-4]_*`). A pattern that
 names a nested model (a backbone) covers every layer inside it. `base` stands for the
@@ -15,11 +16,8 @@ layers the architecture marks as its base in `ctx.state["base_layers"]` (or a la
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import fnmatch
-import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,8 +26,6 @@ from kplug.training.keras_compat import all_layers, child_layers
 
 if TYPE_CHECKING:
     from kplug.context import RunContext
-
-log = logging.getLogger("kplug")
 
 BASE = "base"
 BASE_LAYERS_KEY = "base_layers"
@@ -155,56 +151,6 @@ def needed(ctx: RunContext) -> bool:
     """Whether the run freezes anything or has phases (else training is left as it was)."""
     options = ctx.recipe.model.options
     return bool(ctx.recipe.train.phases or (options is not None and options.freeze))
-
-
-def fit_in_phases(
-    ctx: RunContext,
-    objective: Any,
-    fit_epochs: Callable[[int, int], dict[str, list[float]]],
-    callbacks: list[Any],
-) -> dict[str, list[float]]:
-    """Run `fit_epochs(first_epoch, last_epoch)` once per phase, after freezing the
-    phase's layers and compiling with the phase's learning rate; the joined history."""
-    if not needed(ctx):
-        return fit_epochs(0, ctx.recipe.train.epochs)
-    history: dict[str, list[float]] = {}
-    reports = []
-    for phase in plan(ctx):
-        report = set_trainable(ctx.model, phase, ctx)
-        reports.append(report)
-        log.info(
-            "phase %d: epochs %d-%d, learning rate %g, %s trainable / %s frozen parameters",
-            phase.index + 1, phase.first_epoch + 1, phase.last_epoch, report["learning_rate"],
-            f"{report['trainable_parameters']:,}", f"{report['frozen_parameters']:,}",
-        )  # fmt: skip
-        if ctx.directory is not None:
-            ctx.directory.write_json("phases.json", reports)
-        with _learning_rate(ctx, phase.learning_rate):
-            objective.compile(ctx.model, ctx)
-        for name, values in fit_epochs(phase.first_epoch, phase.last_epoch).items():
-            history.setdefault(name, []).extend(values)
-        _append_from_now_on(callbacks)
-    return history
-
-
-@contextlib.contextmanager
-def _learning_rate(ctx: RunContext, rate: float | None) -> Iterator[None]:
-    """The recipe's optimizer learning rate is `rate` while a phase compiles."""
-    saved = ctx.recipe
-    if rate is not None:
-        optimizer = saved.optimizer.model_copy(update={"learning_rate": rate})
-        ctx.recipe = dataclasses.replace(saved, optimizer=optimizer)
-    try:
-        yield
-    finally:
-        ctx.recipe = saved
-
-
-def _append_from_now_on(callbacks: list[Any]) -> None:
-    """The next phase appends to the metrics CSV instead of starting it again."""
-    for callback in callbacks:
-        if hasattr(callback, "append") and hasattr(callback, "filename"):
-            callback.append = True
 
 
 def _size(weight: Any) -> int:

@@ -1,5 +1,6 @@
 """Resuming a run: which recipe changes are allowed, which checkpoint to continue from,
-and the `fit` calls that finish a partly trained epoch and the rest.
+and the run directory reopened (the fit that continues at the checkpoint's step is
+`Trainer.fit_epochs`).
 
 No TensorFlow or Keras here.
 """
@@ -8,15 +9,28 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import os
 import platform
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kplug.errors import RunError
 from kplug.recipe import Recipe
-from kplug.rundir import RunDirectory
-from kplug.training.checkpoints import Checkpoint, newest_valid
+from kplug.rundir import RunDirectory, is_storage_error, utc_now
+from kplug.training.checkpoints import (
+    Checkpoint,
+    checkpoint_steps,
+    folder_of,
+    newest_valid,
+    set_aside_newer_checkpoints,
+    storage_error,
+    verify,
+)
+
+if TYPE_CHECKING:
+    from kplug.context import RunContext
+
+log = logging.getLogger("kplug")
 
 # Recipe keys whose change would make the checkpoint describe another training: the
 # model and its variables, the data and its order, the objective, or the optimizer's
@@ -35,11 +49,14 @@ FROZEN = (
 )
 
 
-def open_for_resume(path: str | os.PathLike, recipe: Recipe) -> tuple[RunDirectory, Checkpoint]:
-    """The run directory to continue and its newest valid checkpoint, after checking that
-    `recipe` changes nothing frozen. Raises `RunError` (and writes nothing) otherwise."""
+def open_for_resume(
+    path: str | os.PathLike, recipe: Recipe, *, from_step: int | None = None
+) -> tuple[RunDirectory, Checkpoint]:
+    """The run directory to continue, locked for this process, and its checkpoint: the
+    newest valid one, or the one of global step `from_step`. Checks that `recipe` changes
+    nothing frozen. Raises `RunError` (and writes nothing) otherwise."""
     directory = RunDirectory.open(path)
-    _check_not_running(directory)
+    manifest = directory.manifest()  # a damaged one is an error before anything else
     saved = _saved_recipe(directory)
     refused = [d for d in differences(saved, recipe.resolved()) if _frozen(d[0])]
     if refused:
@@ -50,7 +67,10 @@ def open_for_resume(path: str | os.PathLike, recipe: Recipe) -> tuple[RunDirecto
             "Resume with the run's own recipe (`kplug resume RUN_DIR`, overrides for epochs, "
             "learning rate, logging or export only), or start a new run."
         )
-    checkpoint = newest_valid(directory.path)
+    if from_step is None:
+        checkpoint = newest_valid(directory.path)
+    else:
+        checkpoint = at_step(directory, from_step)
     if checkpoint is None:
         raise RunError(
             f"cannot resume {directory}: it has no valid checkpoint in "
@@ -58,13 +78,67 @@ def open_for_resume(path: str | os.PathLike, recipe: Recipe) -> tuple[RunDirecto
             "before its first one); start a new run."
         )
     epochs = recipe.train.epochs
-    if checkpoint.epoch >= epochs and checkpoint.step_in_epoch == 0:
+    trained = checkpoint.epoch >= epochs and checkpoint.step_in_epoch == 0
+    if trained and manifest.get("status") == "completed":
         raise RunError(
-            f"cannot resume {directory}: its newest checkpoint ({checkpoint.path.name}) is at "
-            f"the end of epoch {checkpoint.epoch} and the recipe has train.epochs={epochs}; "
-            "nothing is left to train. Raise train.epochs to train longer."
+            f"cannot resume {directory}: it completed, and its newest checkpoint "
+            f"({checkpoint.path.name}) is at the end of epoch {checkpoint.epoch} with "
+            f"train.epochs={epochs}; nothing is left to train. Raise train.epochs to train "
+            "longer."
         )
+    directory.lock()  # before anything is written; refused while another process has it
+    if from_step is not None:
+        set_aside_newer_checkpoints(directory.path, from_step)
     return directory, checkpoint
+
+
+def resume_run(
+    ctx: RunContext, path: str | os.PathLike, from_step: int | None = None
+) -> RunDirectory:
+    """Reopen the run at `path` for `ctx` (`kplug resume`): sets `ctx.resume_from`,
+    rewrites metrics.csv from the checkpoint's history, records the resume in the
+    manifest. `from_step`: the checkpoint of that global step rather than
+    the newest (`kplug resume --from-step`)."""
+    if not ctx.strategy.is_chief or ctx.strategy.training_loop != "fit":
+        raise RunError(
+            f"--resume works with strategies that train with Keras fit in one process "
+            f"(this one: {ctx.recipe.strategy.name}); a multi-worker run resumes from its "
+            f"per-epoch backup as its strategy says: kplug describe {ctx.recipe.strategy.name}"
+        )
+    directory, ctx.resume_from = open_for_resume(path, ctx.recipe, from_step=from_step)
+    checkpoint = ctx.resume_from
+    try:
+        directory.write_text("metrics.csv", history_csv(checkpoint.history))
+        manifest = directory.manifest()
+        resumes = [*manifest.get("resumed", []), {
+            "at": utc_now(), "command": ctx.argv, "checkpoint": checkpoint.path.name,
+            "epoch": checkpoint.epoch, "step_in_epoch": checkpoint.step_in_epoch,
+            "global_step": checkpoint.global_step, "pid": os.getpid(),
+        }]  # fmt: skip
+        directory.update_manifest(status="running", resumed=resumes, error=None, finished=None,
+                                  pid=os.getpid(), host=platform.node())  # fmt: skip
+    except BaseException as error:
+        directory.unlock()
+        if isinstance(error, OSError) and is_storage_error(error, directory):
+            raise storage_error(error, directory) from None
+        raise
+    log.info("resuming %s from %s", directory, checkpoint.path.name)
+    return directory
+
+
+def at_step(directory: RunDirectory, step: int) -> Checkpoint:
+    """The valid checkpoint of global step `step` (`kplug resume --from-step`)."""
+    steps = sorted(checkpoint_steps(directory.path))
+    meta_path = folder_of(directory.path) / f"step-{step:09d}.json"
+    if step not in steps:
+        raise RunError(
+            f"cannot resume {directory} from step {step}: there is no checkpoint of that step; "
+            f"its checkpoints are at steps {', '.join(map(str, steps)) or '(none)'}."
+        )
+    checkpoint, problem = verify(meta_path)
+    if checkpoint is None:
+        raise RunError(f"cannot resume {directory} from step {step}: {problem}.")
+    return checkpoint
 
 
 def differences(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
@@ -78,43 +152,6 @@ def differences(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, An
     return [] if old == new else [(prefix, old, new)]
 
 
-def fit_remaining(
-    checkpoint: Checkpoint | None,
-    fit_epochs: Callable[..., dict],
-    *,
-    epochs: int,
-    model: Any,
-    first_epoch: int = 0,
-) -> dict[str, list[float]]:
-    """Train epochs `first_epoch` to `epochs`, continuing from `checkpoint` (which falls
-    in that range) at its exact step.
-
-    A partly trained epoch gets its own `fit` call for its remaining batches, with the
-    data stream starting at the checkpoint's position; the later epochs get a normal one.
-
-    Args:
-        fit_epochs: `fit_epochs(initial_epoch=, epochs=, steps_per_epoch=None,
-            start_step=None)` runs the strategy's fit and returns its history.
-        model: the Keras model (its `stop_training` ends training after the first call).
-    Returns the history of the whole run, the checkpoint's completed epochs included.
-    """
-    if checkpoint is None:
-        return fit_epochs(initial_epoch=first_epoch, epochs=epochs)
-    history = checkpoint.history
-    epoch, done = checkpoint.epoch, checkpoint.step_in_epoch
-    if done:
-        steps = checkpoint.steps_per_epoch
-        part = fit_epochs(initial_epoch=epoch, epochs=epoch + 1, steps_per_epoch=steps - done,
-                          start_step=epoch * steps + done)  # fmt: skip
-        _extend(history, part)
-        epoch += 1
-        if getattr(model, "stop_training", False):
-            return history
-    if epoch < epochs:
-        _extend(history, fit_epochs(initial_epoch=epoch, epochs=epochs))
-    return history
-
-
 def history_csv(history: dict[str, list[float]]) -> str:
     """`metrics.csv` as Keras' CSVLogger writes it, for the epochs of `history`."""
     keys = sorted(history)
@@ -124,35 +161,12 @@ def history_csv(history: dict[str, list[float]]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["epoch", *keys])
     for epoch in range(max((len(v) for v in history.values()), default=0)):
-        writer.writerow([epoch, *(_at(history[k], epoch) for k in keys)])
+        writer.writerow([epoch + 1, *(_at(history[k], epoch) for k in keys)])
     return out.getvalue()
-
-
-def _extend(history: dict[str, list[float]], more: dict[str, list[float]]) -> None:
-    for key, values in more.items():
-        history.setdefault(key, []).extend(values)
 
 
 def _at(values: list[float], index: int) -> Any:
     return values[index] if index < len(values) else "NA"
-
-
-def _check_not_running(directory: RunDirectory) -> None:
-    """Two processes must not train into one run directory."""
-    manifest = directory.manifest()
-    pid = manifest.get("pid")
-    if manifest.get("status") != "running" or manifest.get("host") != platform.node() or not pid:
-        return
-    try:
-        os.kill(int(pid), 0)
-    except (ProcessLookupError, ValueError):
-        return  # it died without a word (SIGKILL, a crash): resumable
-    except PermissionError:
-        pass  # alive, someone else's
-    raise RunError(
-        f"cannot resume {directory}: its manifest says it is running as process {pid} on "
-        "this machine, and that process is alive. Stop it first (SIGTERM saves a checkpoint)."
-    )
 
 
 def _saved_recipe(directory: RunDirectory) -> dict[str, Any]:

@@ -15,7 +15,12 @@ import keras
 import numpy as np
 
 from kplug.errors import RunError, RunInterrupted
-from kplug.training.checkpoints import Checkpoint, write_checkpoint
+from kplug.training.checkpoints import (
+    Checkpoint,
+    is_sane_loss,
+    mark_not_sane,
+    write_checkpoint,
+)
 
 log = logging.getLogger("kplug")
 
@@ -41,6 +46,8 @@ class StepCheckpoint(keras.callbacks.Callback):
         every: also save every this many global steps; None: epoch ends only.
         keep: newest checkpoints kept; 0: save none.
         resume_from: the checkpoint to continue from, or None for a new run.
+        save_initial: also save the state before the first step (step 0), so that a run
+            that diverges at once still has a sane checkpoint to go back to.
 
     Every worker of a multi-worker run saves (the chief into the run, the others into their
     temporary directories): reading the metrics' variables is a collective operation that
@@ -55,6 +62,7 @@ class StepCheckpoint(keras.callbacks.Callback):
         every: int | None = None,
         keep: int = 2,
         resume_from: Checkpoint | None = None,
+        save_initial: bool = False,
     ):
         super().__init__()
         self.directory = Path(directory)
@@ -71,6 +79,14 @@ class StepCheckpoint(keras.callbacks.Callback):
         # The first fit of a resumed run may be the rest of a partly trained epoch.
         self._partial_fit = bool(resume_from and resume_from.step_in_epoch)
         self._metrics_pending: list[Any] | None = None
+        # The loss of the newest step and the lowest a checkpoint has had: a checkpoint
+        # far above it (a divergence, finite for now) is marked not sane.
+        self.loss: float | None = None
+        self.lowest_loss: float | None = (
+            resume_from.meta.get("lowest_loss") if resume_from else None
+        )
+        self.save_initial = save_initial and resume_from is None
+        self._newest_saved: Path | None = None  # until the loss after it is seen
 
     @property
     def global_step(self) -> int:
@@ -83,13 +99,17 @@ class StepCheckpoint(keras.callbacks.Callback):
         if steps and not self._partial_fit:
             self._check_steps(steps)
             self.steps_per_epoch = steps  # the strategy's own count (a dropped remainder)
-        if not self._restored:
+        if not self._restored or (self.save_initial and self.global_step == 0):
             optimizer = self.model.optimizer
             if optimizer is not None and not optimizer.built:
                 # Keras builds it when it traces the first step; its state is needed now.
                 optimizer.build(self.model.trainable_variables)
+        if not self._restored:
             self._restore(self.resume_from)
             self._restored = True
+        elif self.save_initial and self.global_step == 0:
+            self.save()
+            self.save_initial = False
 
     def on_train_end(self, logs=None):
         self._partial_fit = False
@@ -109,6 +129,12 @@ class StepCheckpoint(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if self._metrics_pending is not None:
             self._add_saved_metrics()
+        self.loss = _number((logs or {}).get("loss"))
+        if self._newest_saved is not None:
+            if not is_sane_loss(self.loss if isinstance(self.loss, float) else None,
+                                self.lowest_loss):  # fmt: skip
+                mark_not_sane(self._newest_saved)
+            self._newest_saved = None
         self.step_in_epoch += 1
         mid_epoch = self.steps_per_epoch and self.step_in_epoch < self.steps_per_epoch
         if self.signal_number is not None:
@@ -124,6 +150,7 @@ class StepCheckpoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(_number(value))
+        self.loss = _number((logs or {}).get("loss", self.loss))
         self.epoch, self.step_in_epoch = epoch + 1, 0
         self.save()
         if self.signal_number is not None:
@@ -148,7 +175,14 @@ class StepCheckpoint(keras.callbacks.Callback):
         kind, keys, position, has_gauss, gauss = np.random.get_state()
         arrays["rng/numpy_keys"] = keys
         version, state, python_gauss = random.getstate()
+        loss = self.loss if isinstance(self.loss, float) else None
+        sane = is_sane_loss(loss, self.lowest_loss)
+        if sane and loss is not None:
+            self.lowest_loss = loss if self.lowest_loss is None else min(self.lowest_loss, loss)
         meta = {
+            "loss": loss,
+            "sane": sane,
+            "lowest_loss": self.lowest_loss,
             "epoch": self.epoch,
             "step_in_epoch": self.step_in_epoch,
             "global_step": self.global_step,
@@ -161,8 +195,15 @@ class StepCheckpoint(keras.callbacks.Callback):
             },
         }
         path = write_checkpoint(self.directory, arrays, meta, keep=self.keep)
+        self._newest_saved = path
         log.debug("checkpoint %s", path)
         return path
+
+    def restore_into(self, model: Any) -> None:
+        """Restore the checkpoint into `model` without training (a resumed run whose
+        training was done: the stages after it run on the checkpoint's state)."""
+        self.set_model(model)
+        self.on_train_begin()
 
     def _restore(self, checkpoint: Checkpoint) -> None:
         arrays = checkpoint.arrays()
@@ -170,8 +211,13 @@ class StepCheckpoint(keras.callbacks.Callback):
         for group, variables in self._variables().items():
             if group == "metrics":
                 continue
+            # The learning rate is the recipe's (a resume may lower it), not the saved one.
+            rates = [(v, keras.ops.convert_to_numpy(v)) for v in variables
+                     if group == "optimizer" and v.name == "learning_rate"]  # fmt: skip
             values = [arrays[f"{group}/{i:05d}"] for i in range(len(saved_names.get(group, [])))]
             _assign(variables, values, group, checkpoint.path)
+            for variable, value in rates:
+                variable.assign(value)
         if checkpoint.step_in_epoch:
             count = len(saved_names.get("metrics", []))
             self._metrics_pending = [arrays[f"metrics/{i:05d}"] for i in range(count)]

@@ -6,12 +6,20 @@ path/
   cat/  001.jpg  002.png ...
   dog/  001.jpg ...
 ```
-Before anything is decoded, every class folder is checked: it must hold at least one
-image, only image files (.bmp .gif .jpeg .jpg .png), and each must start like one.
+Before the model is built, every class folder is checked: it must hold at least one
+image and only image files (.bmp .gif .jpeg .jpg .png), each a regular file (not a FIFO,
+a device or a broken or looping link: those are refused without being opened) that
+starts like its format, is at most `MAX_PIXELS` pixels and decodes (Pillow, in parallel
+threads; a file checked once is remembered by size and mtime in the kplug cache folder).
+Hidden files (`._cat.png`, which macOS leaves) are checked too: Keras reads them.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import stat
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -29,6 +37,8 @@ SIGNATURES = {
     ".bmp": (b"BM",),
 }
 CHANNELS = {"grayscale": 1, "rgb": 3, "rgba": 4}
+# Larger images are refused before decoding (TensorFlow's decoder and memory give out).
+MAX_PIXELS = 64 * 1024 * 1024
 
 
 class ImageFolderConfig(kplug.Config):
@@ -78,7 +88,7 @@ def class_folders(path: Path, what: str, ignore_other_files: bool) -> dict[str, 
         )
     out: dict[str, list[Path]] = {}
     for folder in classes:
-        files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+        files = _listed_files(folder)
         images = [p for p in files if p.suffix.lower() in FORMATS]
         others = [p for p in files if p.suffix.lower() not in FORMATS]
         if others and not ignore_other_files:
@@ -92,21 +102,104 @@ def class_folders(path: Path, what: str, ignore_other_files: bool) -> dict[str, 
                 f"{what}: the class folder {folder} holds no images; add some or remove the "
                 "folder (every subfolder is a class)."
             )
-        for image in images:
-            _check_signature(image, what)
         out[folder.name] = images
+    check_images([p for images in out.values() for p in images], what)
     return out
 
 
-def _check_signature(image: Path, what: str) -> None:
-    with image.open("rb") as handle:
-        head = handle.read(8)
-    if not head.startswith(SIGNATURES[image.suffix.lower()]):
+def _listed_files(folder: Path) -> list[Path]:
+    """The files below `folder` as Keras lists them (os.walk, links to folders not
+    followed), hidden ones included; entries that are not folders, links included."""
+    found = []
+    for root, _, names in os.walk(folder, followlinks=False):
+        found.extend(Path(root) / name for name in names)
+    return sorted(found)
+
+
+def check_images(images: list[Path], what: str) -> None:
+    """Check every image (see the module doc); a DataError names the first bad one."""
+    cache = _CheckCache()
+    keys = {image: _regular_file_key(image, what) for image in images}
+    todo = [image for image in images if not cache.known(keys[image])]
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        problems = list(pool.map(_image_problem, todo))
+    for image, problem in zip(todo, problems, strict=True):
+        if problem:
+            raise kplug.DataError(f"{what}: {image}: {problem}; remove, resize or replace it.")
+    cache.remember([keys[image] for image in todo])
+
+
+def _regular_file_key(image: Path, what: str) -> str:
+    """`path:size:mtime` of a regular file; special files are refused without opening
+    them (reading a FIFO would wait for a writer forever)."""
+    try:
+        info = os.stat(image)
+    except OSError as error:
         raise kplug.DataError(
-            f"{what}: {image} is not a {image.suffix.lower()[1:].upper()} image (it does not "
-            "start like one: a truncated download, another format or not an image at all); "
-            "remove or replace it."
+            f"{what}: {image} cannot be read ({error.strerror}: a broken or looping link?); "
+            "remove it."
+        ) from None
+    if not stat.S_ISREG(info.st_mode):
+        raise kplug.DataError(
+            f"{what}: {image} is not a regular file (a FIFO, socket or device named like an "
+            "image); remove it."
         )
+    return f"{os.path.realpath(image)}:{info.st_size}:{info.st_mtime_ns}"
+
+
+def _image_problem(image: Path) -> str:
+    """What is wrong with one image file, or ""."""
+    from PIL import Image
+
+    try:
+        with image.open("rb") as handle:
+            head = handle.read(8)
+            if not head.startswith(SIGNATURES[image.suffix.lower()]):
+                return (
+                    f"not a {image.suffix.lower()[1:].upper()} image (it does not start like "
+                    "one: a truncated download, another format or not an image at all)"
+                )
+            handle.seek(0)
+            with Image.open(handle) as picture:
+                width, height = picture.size
+                if width * height > MAX_PIXELS:
+                    return (
+                        f"{width}x{height} pixels, more than image_folder decodes ({MAX_PIXELS:,})"
+                    )
+                picture.load()
+    except Image.DecompressionBombError:
+        return f"too many pixels to decode (more than {MAX_PIXELS:,})"
+    except (OSError, SyntaxError, ValueError) as error:
+        return f"cannot be decoded ({type(error).__name__}: {error}): corrupt or truncated"
+    return ""
+
+
+class _CheckCache:
+    """The images already checked (`path:size:mtime` keys), in the kplug cache folder
+    (`KPLUG_CACHE_DIR`, default ~/.cache/kplug); a cache that cannot be read or written
+    only costs a new check."""
+
+    def __init__(self):
+        root = os.environ.get("KPLUG_CACHE_DIR") or Path.home() / ".cache" / "kplug"
+        self.path = Path(root) / "checked_images.json"
+        try:
+            self.keys = set(json.loads(self.path.read_text("utf-8")))
+        except (OSError, ValueError, TypeError):
+            self.keys = set()
+
+    def known(self, key: str) -> bool:
+        return key in self.keys
+
+    def remember(self, keys: list[str]) -> None:
+        if not keys:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+            temporary.write_text(json.dumps(sorted(self.keys | set(keys))), encoding="utf-8")
+            os.replace(temporary, self.path)  # readers see the old list or the new one
+        except OSError:
+            pass
 
 
 def load_image_folder(config: ImageFolderConfig, ctx: kplug.RunContext) -> kplug.Data:

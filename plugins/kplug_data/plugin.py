@@ -7,6 +7,11 @@ from kplug_data.digits import DigitsConfig, estimate_digits, load_digits
 from kplug_data.image_folder import ImageFolderConfig, load_image_folder
 from kplug_data.mnist import MnistConfig, estimate_mnist, load_mnist
 from kplug_data.synthetic import SyntheticConfig, estimate_synthetic, load_synthetic
+from kplug_data.synthetic_tokens import (
+    SyntheticTokensConfig,
+    estimate_synthetic_tokens,
+    load_synthetic_tokens,
+)
 from kplug_data.tfds import TfdsConfig, load_tfds
 
 
@@ -32,6 +37,14 @@ def register_datasets(register):
         config=SyntheticConfig,
         summary="random inputs of any shape with learnable labels, for tests and benchmarks",
         estimate=estimate_synthetic,
+    )
+    register(
+        "synthetic_tokens",
+        load_synthetic_tokens,
+        config=SyntheticTokensConfig,
+        summary="documents of learnable random-walk token ids (any vocabulary size), for "
+        "language-model benchmarks; no corpus or tokenizer training",
+        estimate=estimate_synthetic_tokens,
     )
     register(
         "image_folder",

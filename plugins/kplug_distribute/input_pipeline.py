@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kplug import count_examples, is_array_split
+from kplug_distribute.array_batches import array_batches, tensorflow_installed
 
 
 def make_dataset(
@@ -42,12 +43,15 @@ def make_dataset(
             data between workers.
         drop_remainder: drop a last partial batch (devices that need equal shards).
     """
+    if is_array_split(split) and not sharded and not tensorflow_installed():
+        return array_batches(split, batch_size=batch_size, training=training, shuffle=shuffle,
+                             seed=seed, start_step=start_step,
+                             drop_remainder=drop_remainder)  # fmt: skip
     import tensorflow as tf
 
     known = count_examples(split) is not None
-    if is_array_split(split):
-        tensors = tf.nest.map_structure(tf.convert_to_tensor, split)
-        n = int(tf.nest.flatten(tensors)[0].shape[0])
+    if is_array_split(split) or hasattr(split, "gather"):
+        n, gather = _gatherer(split)
 
         def epoch_of(epoch):
             indices = tf.range(n, dtype=tf.int64)
@@ -58,7 +62,7 @@ def make_dataset(
 
         def _batched(indices):
             return indices.batch(batch_size, drop_remainder=drop_remainder).map(
-                lambda index: tf.nest.map_structure(lambda t: tf.gather(t, index), tensors),
+                gather,
                 num_parallel_calls=tf.data.AUTOTUNE,
                 deterministic=True,
             )
@@ -86,6 +90,29 @@ def make_dataset(
         policy = "AUTO"
     dataset = dataset.prefetch(tf.data.AUTOTUNE)
     return _shard_by(dataset, policy) if sharded else dataset
+
+
+def _gatherer(split: Any) -> tuple[int, Any]:
+    """The examples and a function from a batch of indices to the batch. A streamed split
+    (an object with `gather(indices) -> arrays` and `output_signature`, e.g. token windows
+    memory-mapped from shards) is gathered in NumPy: the same indices, the same batches as
+    its arrays held in memory."""
+    import tensorflow as tf
+
+    if is_array_split(split):
+        tensors = tf.nest.map_structure(tf.convert_to_tensor, split)
+        n = int(tf.nest.flatten(tensors)[0].shape[0])
+        return n, lambda index: tf.nest.map_structure(lambda t: tf.gather(t, index), tensors)
+    shapes = [shape for shape, _ in split.output_signature]
+    dtypes = [tf.as_dtype(dtype) for _, dtype in split.output_signature]
+
+    def gather(index):
+        parts = tf.numpy_function(split.gather, [index], dtypes, stateful=False)
+        for part, shape in zip(parts, shapes, strict=True):
+            part.set_shape((None, *shape))
+        return tuple(parts)
+
+    return count_examples(split), gather
 
 
 def steps_per_epoch(split: Any, batch_size: int, drop_remainder: bool = False) -> int | None:

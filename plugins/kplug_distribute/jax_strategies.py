@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from pydantic import Field, PositiveInt, field_validator
@@ -80,8 +81,23 @@ class JaxStrategy(kplug.Strategy):
         # Global, not only a scope: Keras reads it in fit/evaluate to shard each batch.
         keras.distribution.set_distribution(distribution)
 
-    def scope(self) -> contextlib.AbstractContextManager:
-        return self.distribution.scope()
+    @contextlib.contextmanager
+    def scope(self) -> Iterator[None]:
+        try:
+            with self.distribution.scope():
+                yield
+        except ValueError as error:
+            # jax's IndivisibleError (a ValueError): "... should evenly divide the shape".
+            if type(error).__name__ != "IndivisibleError" and "divisible" not in str(error):
+                raise
+            mesh = dict(zip(MESH_AXES, self.distribution.device_mesh.shape, strict=True))
+            raise kplug.RunError(
+                f"{self.name}: a layout rule shards a weight over a mesh axis its size does "
+                f"not divide (mesh {mesh}): "
+                f"{str(error).splitlines()[0]} Change strategy.layouts (or strategy.mesh) so "
+                "each sharded dimension is a multiple of its axis' device count, or give that "
+                "weight null (replicated) there."
+            ) from error
 
     def _dataset(self, split: Any, batch_size: int, training: bool, **kwargs: Any) -> Any:
         from kplug_distribute.input_pipeline import make_dataset

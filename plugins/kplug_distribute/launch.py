@@ -10,6 +10,7 @@ per-epoch backup. The chief's run directory is printed last.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -69,9 +70,10 @@ def handle(args: argparse.Namespace) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="kplug-launch-"))
     try:
         cluster = Launch(args, ports, chief_directory.path, scratch)
-        code = cluster.run()
+        with cluster.forwarding_signals():
+            code = cluster.run()
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)  # every worker's temporaries are in it
     if code == 0:
         print(chief_directory.path, flush=True)
     return code
@@ -105,12 +107,36 @@ class Launch:
         self.scratch = scratch
         self.processes: list[subprocess.Popen] = []
         self.threads: list[threading.Thread] = []
+        self.stop_signal: int | None = None
+
+    @contextlib.contextmanager
+    def forwarding_signals(self):
+        """Within the block, SIGTERM and SIGINT to launch are forwarded to every worker
+        (each runs in its own session, so only launch can pass them on); `run` then waits
+        for the workers and returns 128 + the signal."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        numbers = (signal.SIGTERM, signal.SIGINT)
+        previous = {number: signal.signal(number, self._on_signal) for number in numbers}
+        try:
+            yield
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+
+    def _on_signal(self, number: int, frame: Any) -> None:
+        self.stop_signal = number
 
     def run(self) -> int:
         restarts = 0
         while True:
             self._start()
             failed = self._wait()
+            if self.stop_signal is not None:
+                _say(f"{signal.Signals(self.stop_signal).name} received: passed on to the "
+                     "workers, which have stopped")  # fmt: skip
+                return 128 + self.stop_signal
             if failed is None:
                 return 0
             index, code = failed
@@ -134,6 +160,11 @@ class Launch:
             env[RUN_DIRECTORY_ENV] = str(self.chief)
         if self.args.restart_failed:
             env[BACKUP_DIR_ENV] = str(self.scratch / "backup")
+        # A worker's temporary files (a non-chief's run directory) go below the scratch
+        # folder, which launch removes even when the worker was killed.
+        temporary = self.scratch / f"worker-{index}"
+        temporary.mkdir(exist_ok=True)
+        env["TMPDIR"] = str(temporary)
         return env
 
     def _start(self) -> None:
@@ -162,6 +193,9 @@ class Launch:
         """None when every worker succeeded, else (index, exit code) of the first failure."""
         try:
             while True:
+                if self.stop_signal is not None:
+                    self._stop_all(self.stop_signal)
+                    return None
                 codes = [p.poll() for p in self.processes]
                 for index, code in enumerate(codes):
                     if code not in (None, 0):
@@ -175,16 +209,18 @@ class Launch:
             self._stop_all()
             raise
 
-    def _stop_all(self) -> None:
+    def _stop_all(self, number: int = signal.SIGTERM) -> None:
         for process in self.processes:
             if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, number)
         deadline = time.monotonic() + STOP_GRACE_SECONDS
         for process in self.processes:
             try:
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
         for thread in self.threads:
             thread.join(timeout=5)

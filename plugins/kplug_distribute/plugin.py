@@ -1,4 +1,8 @@
-"""Registers the built-in distribution strategies and `kplug launch`."""
+"""Registers the built-in distribution strategies and `kplug launch`.
+
+Essential (`ESSENTIAL`): KPLUG_DISABLE_PLUGINS cannot leave it out, because it registers
+the `default` strategy every recipe without `strategy:` runs on (see docs/plugins.md).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ from typing import Any
 import kplug
 from kplug_distribute import jax_strategies, tf_strategies
 from kplug_distribute.fit_strategy import FitStrategy
+
+ESSENTIAL = True
 
 TF = ("tensorflow",)
 JAX = ("jax",)
@@ -42,6 +48,13 @@ def _multi_worker_estimate(config: tf_strategies.MultiWorkerConfig, facts: dict)
 
 
 @kplug.hookimpl
+def add_hookspecs(plugin_manager):
+    from kplug_distribute import hookspecs
+
+    plugin_manager.add_hookspecs(hookspecs)
+
+
+@kplug.hookimpl
 def register_strategies(register):
     register(
         "default",
@@ -71,7 +84,8 @@ def register_strategies(register):
         tf_strategies.make_multi_worker,
         config=tf_strategies.MultiWorkerConfig,
         summary="tf.distribute.MultiWorkerMirroredStrategy over TF_CONFIG workers (kplug "
-        "launch, or kplug run on each node); kplug's distributed loop",
+        "launch, or kplug run on each node); kplug's distributed loop; resumes from its "
+        "per-epoch backup with kplug launch --restart-failed",
         backends=TF,
         estimate=_multi_worker_estimate,
     )

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 from kplug_text.corpus import require_single_texts
+from kplug_text.token_shards import TokenDocuments, TokenWindows
 from pydantic import Field, PositiveInt
 
 import kplug
@@ -47,10 +48,16 @@ class CausalLM(kplug.Objective):
         require_single_texts(spec, "causal_lm", "{name: char}")
         tokenizer = spec.extras["tokenizer"]
         end = tokenizer.special_ids.get("end") if self.config.separate_documents else None
-        stride = self.config.stride or self.config.sequence_length
+        length = self.config.sequence_length
+        stride = self.config.stride or length
         splits, counts = {}, {}
         for name in SPLITS:
             split = getattr(data, name)
+            streamed = split is not None and streamed_windows(split[0], end, length, stride)
+            if streamed:
+                splits[name] = streamed if len(streamed) else None
+                counts[name] = {"tokens": int(len(streamed.stream)), "windows": len(streamed)}
+                continue
             stream = token_stream(split[0], end) if split is not None else np.zeros(0, np.int32)
             windows = sliding_windows(stream, self.config.sequence_length + 1, stride)
             splits[name] = (windows[:, :-1], windows[:, 1:]) if len(windows) else None
@@ -90,8 +97,12 @@ class CausalLM(kplug.Objective):
             if split is None:
                 continue
             loss = ctx.strategy.evaluate(model, split, batch_size=batch_size, steps=steps)["loss"]
-            targets = split[1] if steps is None else split[1][: steps * batch_size]
-            out[name] = bits_report(float(loss), targets)
+            windows = None if steps is None else steps * batch_size
+            if isinstance(split, TokenWindows):
+                counts = split.target_counts(data.spec.vocabulary_size, windows)
+            else:
+                counts = np.bincount(np.asarray(split[1][:windows]).ravel())
+            out[name] = bits_report(float(loss), counts)
             ctx.log.info(
                 "%s: cross-entropy %.3f bits/token, unigram entropy %.3f bits/token "
                 "(%.1f%% lower)", name, out[name]["cross_entropy_bits"],
@@ -120,21 +131,34 @@ def sliding_windows(stream: np.ndarray, length: int, stride: int) -> np.ndarray:
     return np.lib.stride_tricks.sliding_window_view(stream, length)[::stride].copy()
 
 
+def streamed_windows(documents, end: int | None, length: int, stride: int) -> TokenWindows | None:
+    """Windows read from the memory-mapped shard when it already holds this stream (the
+    documents, `end` after each); None: build the stream in memory."""
+    if not isinstance(documents, TokenDocuments) or documents.end_id != end:
+        return None
+    return TokenWindows(documents.stream(), length, stride)
+
+
 def unigram_entropy_bits(tokens: np.ndarray) -> float:
     """Entropy (bits per token) of the tokens' own frequency distribution: the best any
     model that ignores context can do on exactly these tokens."""
-    counts = np.bincount(np.asarray(tokens).ravel())
+    return entropy_of_counts(np.bincount(np.asarray(tokens).ravel()))
+
+
+def entropy_of_counts(counts: np.ndarray) -> float:
+    """Entropy in bits of the distribution with these counts."""
     p = counts[counts > 0] / counts.sum()
     return float(-(p * np.log2(p)).sum())
 
 
-def bits_report(loss_nats: float, targets: np.ndarray) -> dict[str, float]:
+def bits_report(loss_nats: float, counts: np.ndarray) -> dict[str, float]:
+    """Cross-entropy against the unigram entropy of the targets (`counts` of each id)."""
     cross_entropy = loss_nats / math.log(2)
-    unigram = unigram_entropy_bits(targets)
+    unigram = entropy_of_counts(counts)
     return {
         "cross_entropy_bits": round(cross_entropy, 4),
         "unigram_entropy_bits": round(unigram, 4),
         "reduction_vs_unigram": round(1 - cross_entropy / unigram, 4),
         "perplexity": round(2**cross_entropy, 3),
-        "tokens": int(np.asarray(targets).size),
+        "tokens": int(counts.sum()),
     }

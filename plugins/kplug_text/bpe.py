@@ -74,7 +74,10 @@ class BpeTokenizer(kplug.Tokenizer):
         return self.tokenizer.encode(text).ids
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
-        return [e.ids for e in self.tokenizer.encode_batch(texts)]
+        # encode_batch_fast (tokenizers >= 0.20) gives the same ids without the character
+        # offsets: about 15% faster on the 20 M-character corpus (docs/data.md)
+        encode = getattr(self.tokenizer, "encode_batch_fast", self.tokenizer.encode_batch)
+        return [e.ids for e in encode(texts)]
 
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=True)

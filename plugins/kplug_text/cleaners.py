@@ -25,6 +25,10 @@ TAG = re.compile(
 BLOCKS = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "pre",
           "blockquote", "section", "article", "header", "footer", "table", "ul", "ol"}  # fmt: skip
 INVISIBLE = ("script", "style", "noscript", "template", "head")
+# A line of printable ASCII (tab allowed) without "&": ftfy leaves it exactly as it is (no
+# mojibake, entity, escape, control character or line break to fix), so only the lines
+# outside this set go through ftfy, whose per-line Python work is the slow part.
+UNFIXABLE_LINES = re.compile(r"(?:[\t\x20-\x25\x27-\x7e]*\n)*[\t\x20-\x25\x27-\x7e]*")
 
 
 class StripHtmlConfig(kplug.Config):
@@ -88,7 +92,39 @@ class NormalizeUnicode(kplug.Cleaner):
             normalization=self.config.form, uncurl_quotes=self.config.uncurl_quotes
         )
         # ftfy normalizes only where it changed something; the form applies to all text.
-        return [unicodedata.normalize(self.config.form, ftfy.fix_text(t, fix)) for t in texts]
+        return [unicodedata.normalize(self.config.form, fix_text(ftfy, t, fix)) for t in texts]
+
+
+def fix_text(ftfy, text: str, config) -> str:
+    """`ftfy.fix_text(text, config)`, with ftfy run only on the lines it could change.
+
+    ftfy fixes a text line by line, and its `unescape_html="auto"` stops decoding entities
+    for the rest of the text from the first line holding "<": a run of lines it could
+    change is fixed by one `fix_text` call told whether a "<" came before.
+    """
+    out, start = [], 0
+    first_tag = text.find("<")
+    while start < len(text):
+        clean_end = UNFIXABLE_LINES.match(text, start).end()
+        if clean_end == len(text):
+            out.append(text[start:])
+            break
+        line_start = text.rfind("\n", start, clean_end) + 1
+        out.append(text[start:line_start])
+        # the fixable lines run to the next line ftfy cannot change (or the end)
+        stop = line_start
+        while stop < len(text):
+            line_end = text.find("\n", stop)
+            line_end = len(text) if line_end < 0 else line_end + 1
+            if UNFIXABLE_LINES.fullmatch(text, stop, line_end) and stop > line_start:
+                break
+            stop = line_end
+        part = config
+        if config.unescape_html == "auto" and 0 <= first_tag < line_start:
+            part = config._replace(unescape_html=False)
+        out.append(ftfy.fix_text(text[line_start:stop], part))
+        start = stop
+    return "".join(out)
 
 
 class RemoveCharactersConfig(kplug.Config):

@@ -18,6 +18,7 @@ splits' `x` is, per document:
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,8 @@ from kplug_text.pipeline import clean_documents
 from kplug_text.tokenizer_files import FOLDER, save_tokenizer, train_tokenizer
 
 SPLITS = ("train", "validation", "test")
+
+log = logging.getLogger("kplug")
 DEDUP_CLEANERS = ("exact_dedup", "minhash_dedup")
 
 
@@ -75,12 +78,32 @@ class TextDataConfig(kplug.Config):
     validation_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="documents held out")
     test_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="documents held out")
     split_seed: int = Field(0, description="seed of the by-document split")
+    stream: bool = Field(
+        True,
+        description="unlabelled text with a tokenizer and no sequence_length (language "
+        "modelling): prepare it once into token shards in the data cache (KPLUG_DATA_CACHE) "
+        "and stream them; false: clean and encode in memory on every run",
+    )
+    workers: PositiveInt | None = Field(
+        None, description="processes that clean a streamed preparation; null: all cores"
+    )
+    tokenizer_sample_characters: PositiveInt = Field(
+        20_000_000,
+        description="a streamed preparation trains the tokenizer on the training documents "
+        "up to this many characters (in corpus order)",
+    )
 
     @model_validator(mode="after")
     def _leaves_training_documents(self) -> TextDataConfig:
         if self.validation_fraction + self.test_fraction >= 1.0:
             raise ValueError("validation_fraction + test_fraction must leave training documents")
         return self
+
+
+def streams(config: TextDataConfig, *, labelled: bool, pairs: bool) -> bool:
+    """Whether the data goes through a cached, streamed preparation (`preparation.py`)."""
+    return (config.stream and config.tokenizer is not None and config.sequence_length is None
+            and not labelled and not pairs)  # fmt: skip
 
 
 def pair_data_problem(config: TextDataConfig) -> str | None:
@@ -146,6 +169,7 @@ def text_data(corpus: Corpus, config: TextDataConfig, ctx: kplug.RunContext) -> 
         },  # fmt: skip
         "cleaning": cleaning,
     }
+    _warn_about_empty_splits(parts, config, corpus, report)
     class_names = sorted(set(labels)) if labels is not None else None
     spec = kplug.DataSpec(
         num_classes=len(class_names) if class_names else None, class_names=class_names
@@ -167,6 +191,28 @@ def text_data(corpus: Corpus, config: TextDataConfig, ctx: kplug.RunContext) -> 
     splits = {s: (x[idx], None if y is None else y[idx]) if len(idx) else None
               for s, idx in parts.items()}  # fmt: skip
     return kplug.Data(**splits, spec=spec, report=report)
+
+
+def _warn_about_empty_splits(parts, config, corpus: Corpus, report: dict[str, Any]) -> None:
+    """A held-out fraction that got no document (a corpus of one or two documents: one
+    .txt file is one document by default) is a loud warning, not a silent empty split."""
+    empty = [s for s in ("validation", "test")
+             if getattr(config, f"{s}_fraction") and not len(parts[s])]  # fmt: skip
+    if not empty:
+        return
+    total = sum(len(p) for p in parts.values())
+    hint = (
+        " (data.txt_document: file makes each .txt file one document; set it to line or paragraph)"
+        if getattr(config, "txt_document", None) == "file"
+        and not str(corpus.source).endswith((".csv", ".jsonl"))
+        else ""
+    )
+    message = (
+        f"{corpus.source or 'the corpus'}: {total} document(s) after cleaning, so the "
+        f"{' and '.join(empty)} split(s) are empty{hint}; their metrics will be missing."
+    )
+    report.setdefault("warnings", []).append(message)
+    log.warning("%s", message)
 
 
 def _clean(corpus: Corpus, config: TextDataConfig, ctx: kplug.RunContext):

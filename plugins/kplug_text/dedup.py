@@ -26,14 +26,33 @@ class ExactDedup(kplug.Cleaner):
         self.config = config
 
     def clean(self, texts: list[str]) -> list[str | None]:
-        seen: set[bytes] = set()
-        out: list[str | None] = []
+        return drop_repeats(texts, self.keys(texts), self.index())
+
+    def keys(self, texts: list[str]) -> list[bytes]:
+        """Each text's SHA-1 digest (of its normalized form): what `index()` compares; a
+        streaming preparation computes them in worker processes."""
+        out = []
         for text in texts:
             key = " ".join(text.lower().split()) if self.config.normalize else text
-            digest = hashlib.sha1(key.encode("utf-8")).digest()
-            out.append(None if digest in seen else text)
-            seen.add(digest)
+            out.append(hashlib.sha1(key.encode("utf-8")).digest())
         return out
+
+    def index(self) -> ExactIndex:
+        return ExactIndex()
+
+
+class ExactIndex:
+    """The digests seen so far (about 100 bytes per document in a Python set)."""
+
+    def __init__(self):
+        self.seen: set[bytes] = set()
+
+    def seen_before(self, number: int, key: bytes) -> bool:
+        """Whether `key` was added before; adds it."""
+        if key in self.seen:
+            return True
+        self.seen.add(key)
+        return False
 
 
 class MinhashDedupConfig(kplug.Config):
@@ -57,21 +76,21 @@ class MinhashDedup(kplug.Cleaner):
         self.config = config
 
     def clean(self, texts: list[str]) -> list[str | None]:
-        from datasketch import MinHash, MinHashLSH
+        return drop_repeats(texts, self.keys(texts), self.index())
+
+    def keys(self, texts: list[str]) -> list:
+        """Each text's MinHash signature (`LeanMinHash`: picklable, computed in worker
+        processes by a streaming preparation)."""
+        from datasketch import LeanMinHash, MinHash
 
         c = self.config
         signatures = MinHash.bulk(
             [self.shingles(text) for text in texts], num_perm=c.num_perm, seed=c.seed
         )
-        index = MinHashLSH(threshold=c.threshold, num_perm=c.num_perm)
-        out: list[str | None] = []
-        for key, (text, signature) in enumerate(zip(texts, signatures, strict=True)):
-            if index.query(signature):
-                out.append(None)
-            else:
-                index.insert(key, signature)
-                out.append(text)
-        return out
+        return [LeanMinHash(s) for s in signatures]
+
+    def index(self) -> NearDuplicateIndex:
+        return NearDuplicateIndex(self.config.threshold, self.config.num_perm)
 
     def shingles(self, text: str) -> list[bytes]:
         """The document's n-grams as bytes (a short document is one shingle)."""
@@ -84,3 +103,27 @@ class MinhashDedup(kplug.Cleaner):
             grams = [text[i : i + n] for i in range(len(text) - n + 1)]
             whole = text
         return [g.encode("utf-8") for g in (grams or [whole])]
+
+
+class NearDuplicateIndex:
+    """A datasketch `MinHashLSH` of the signatures kept so far: in memory, about 1 KB per
+    kept document at 128 permutations (datasketch's `storage_config` can put it in Redis
+    or Cassandra for corpora whose index outgrows memory)."""
+
+    def __init__(self, threshold: float, num_perm: int):
+        from datasketch import MinHashLSH
+
+        self.lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+
+    def seen_before(self, number: int, signature) -> bool:
+        """Whether a kept document is near `signature`; if not, keeps this one."""
+        if self.lsh.query(signature):
+            return True
+        self.lsh.insert(number, signature, check_duplication=False)
+        return False
+
+
+def drop_repeats(texts: list[str], keys: list, index) -> list[str | None]:
+    """Each text, or None when `index` saw its key before (the first one is kept)."""
+    return [None if index.seen_before(i, key) else text
+            for i, (text, key) in enumerate(zip(texts, keys, strict=True))]  # fmt: skip

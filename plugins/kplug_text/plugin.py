@@ -66,6 +66,20 @@ def register_datasets(register):
 
 
 @kplug.hookimpl
+def add_hookspecs(plugin_manager):
+    from kplug_text import hookspecs
+
+    plugin_manager.add_hookspecs(hookspecs)
+
+
+@kplug.hookimpl
+def component_kinds():
+    from kplug_text.hookspecs import KINDS
+
+    return KINDS
+
+
+@kplug.hookimpl
 def register_cleaners(register):
     register("strip_html", cleaners.StripHtml, config=cleaners.StripHtmlConfig,
              summary="remove HTML tags, scripts and styles; decode entities")  # fmt: skip

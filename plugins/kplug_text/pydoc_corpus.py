@@ -4,12 +4,13 @@ characters in 79 help topics), shipped with every Python: the embedded text defa
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 
 import kplug
-from kplug_text.corpus import Corpus, TextDataConfig, text_data
+from kplug_text.corpus import Corpus, TextDataConfig, streams, text_data
 
 # A heading is a line underlined by a line of one repeated character (reStructuredText).
 UNDERLINE = re.compile(r"^([=\-~*^])\1{2,}$")
@@ -52,10 +53,26 @@ def _sections(text: str) -> list[str]:
 
 
 def load_pydoc_corpus(config: PydocCorpusConfig, ctx: kplug.RunContext) -> kplug.Data:
-    corpus = Corpus(
-        pydoc_documents(config.document), source=f"pydoc_data.topics ({config.document}s)"
+    source = f"pydoc_data.topics ({config.document}s)"
+    if streams(config, labelled=False, pairs=False):
+        return _prepared(config, source, ctx)
+    return text_data(Corpus(pydoc_documents(config.document), source=source), config, ctx)
+
+
+def _prepared(config: PydocCorpusConfig, description: str, ctx: kplug.RunContext) -> kplug.Data:
+    import pydoc_data.topics
+
+    from kplug_text.preparation import DocumentSource, prepared_text_data
+
+    identity = kplug.file_identity(Path(pydoc_data.topics.__file__))
+    source = DocumentSource(
+        name="pydoc_corpus",
+        description=description,
+        identity=identity,
+        total_bytes=identity["size"],
+        read=lambda: iter(pydoc_documents(config.document)),
     )
-    return text_data(corpus, config, ctx)
+    return prepared_text_data(source, config, ctx)
 
 
 def estimate_pydoc_corpus(config: PydocCorpusConfig, facts: dict) -> dict:

@@ -6,15 +6,21 @@ import csv
 import glob
 import io
 import json
+import logging
+import os
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
 
 import kplug
-from kplug_text.corpus import Corpus, TextDataConfig, pair_data_problem, text_data
+from kplug_text.corpus import Corpus, TextDataConfig, pair_data_problem, streams, text_data
 
 SUFFIXES = (".txt", ".jsonl", ".csv")
+# Python's csv refuses fields over 128 KiB; a document can be longer than that.
+MAX_CSV_FIELD = 16 << 20
+
+log = logging.getLogger("kplug")
 
 
 class TextFilesConfig(TextDataConfig):
@@ -52,15 +58,17 @@ class TextFilesConfig(TextDataConfig):
         return self
 
 
-def find_files(pattern: str) -> list[Path]:
-    """The data files a `path:` names, sorted; a DataError if there are none."""
+def find_files(pattern: str, warnings: list[str] | None = None) -> list[Path]:
+    """The data files a `path:` names, sorted, each real file once; a DataError if there
+    are none. Symbolic links to folders are not followed (a link loop would repeat
+    documents or never end); a file reached under two names is read once, with a warning."""
     path = Path(pattern)
     if path.is_file():
         files = [path]
     elif path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES and p.is_file())
     else:
-        files = sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
+        files = sorted(p for p in _glob(pattern) if p.is_file())
     if not files:
         raise kplug.DataError(
             f"data.path {pattern!r} matches no file (cwd {Path.cwd()}); give a file, a folder "
@@ -71,7 +79,31 @@ def find_files(pattern: str) -> list[Path]:
         raise kplug.DataError(
             f"cannot read {', '.join(unknown[:3])}: text_files reads .txt, .jsonl and .csv files."
         )
-    return files
+    return _each_real_file_once(files, warnings if warnings is not None else [])
+
+
+def _glob(pattern: str) -> list[Path]:
+    """`pattern` matched with pathlib, whose `**` does not descend into linked folders
+    (glob.glob's does, and loops through a link to a parent)."""
+    parts = Path(pattern).parts
+    fixed = next((i for i, part in enumerate(parts) if glob.has_magic(part)), len(parts))
+    root = Path(*parts[:fixed]) if fixed else Path(".")
+    rest = str(Path(*parts[fixed:])) if fixed < len(parts) else ""
+    if not rest or not root.is_dir():
+        return []
+    return list(root.glob(rest))
+
+
+def _each_real_file_once(files: list[Path], warnings: list[str]) -> list[Path]:
+    seen: dict[str, Path] = {}
+    for file in files:
+        real = os.path.realpath(file)
+        if real in seen:
+            warnings.append(f"data.path: {file} is {seen[real]} again (a link); read once")
+            log.warning("%s", warnings[-1])
+            continue
+        seen[real] = file
+    return list(seen.values())
 
 
 def read_corpus(config: TextFilesConfig) -> Corpus:
@@ -79,7 +111,8 @@ def read_corpus(config: TextFilesConfig) -> Corpus:
     pairs: list[str] | None = [] if config.pair_column else None
     labels: list[str] | None = [] if config.label_column else None
     skipped: dict[str, int] = {}
-    for path in find_files(config.path):
+    warnings: list[str] = []
+    for path in find_files(config.path, warnings):
         text = _read_text(path, config.encoding)
         if path.suffix == ".txt":
             if labels is not None or pairs is not None:
@@ -102,12 +135,16 @@ def read_corpus(config: TextFilesConfig) -> Corpus:
             if pairs is not None:
                 pairs.append(_field(record, config.pair_column, where, "pair_column"))
     report = {"skipped_labels": skipped} if config.skip_labels else {}
+    if warnings:
+        report["warnings"] = warnings
     return Corpus(documents, labels, source=config.path, pairs=pairs, report=report)
 
 
 def _read_text(path: Path, encoding: str) -> str:
+    utf8 = encoding.lower().replace("_", "-") in ("utf-8", "utf8")
     try:
-        return path.read_bytes().decode(encoding)
+        # A byte-order mark (Excel's CSV) is not part of the text.
+        return path.read_bytes().decode("utf-8-sig" if utf8 else encoding)
     except UnicodeDecodeError as error:
         raise kplug.DataError(
             f"{path}: not valid {encoding} text (byte {error.start}: "
@@ -122,26 +159,55 @@ def _txt_documents(text: str, unit: str) -> list[str]:
     if unit == "file":
         return [text] if text.strip() else []  # an empty file is no document
     if unit == "line":
-        return [line for line in text.splitlines() if line.strip()]
+        return [line for line in _lines(text) if line.strip()]
     return [p for p in text.replace("\r\n", "\n").split("\n\n") if p.strip()]
 
 
 def _records(path: Path, text: str):
     if path.suffix == ".csv":
-        reader = csv.DictReader(io.StringIO(text, newline=""))
-        for row in reader:
-            yield f"{path}:{reader.line_num}", row
+        yield from _csv_records(path, text)
         return
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(_lines(text), start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError as error:
             raise kplug.DataError(f"{path}:{number}: not a JSON object: {error.msg}") from None
+        except RecursionError:
+            raise kplug.DataError(
+                f"{path}:{number}: the JSON record is nested too deeply to read; a record is "
+                "an object of text and label fields."
+            ) from None
         if not isinstance(record, dict):
             raise kplug.DataError(f"{path}:{number}: each line must be a JSON object")
         yield f"{path}:{number}", record
+
+
+def _csv_records(path: Path, text: str):
+    if csv.field_size_limit() < MAX_CSV_FIELD:
+        csv.field_size_limit(MAX_CSV_FIELD)
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        for row in reader:
+            if None in row:  # more fields than the header: an unquoted comma shifts them
+                raise kplug.DataError(
+                    f"{path}:{reader.line_num}: {len(reader.fieldnames) + len(row[None])} "
+                    f"fields, the header has {len(reader.fieldnames)}; a field with a comma "
+                    'must be quoted ("a, b").'
+                )
+            yield f"{path}:{reader.line_num}", row
+    except csv.Error as error:
+        raise kplug.DataError(
+            f"{path}:{reader.line_num}: not readable as CSV ({error}); fields are at most "
+            f"{MAX_CSV_FIELD >> 20} MiB and hold no NUL bytes."
+        ) from None
+
+
+def _lines(text: str) -> list[str]:
+    """Lines split at "\\n" only: str.splitlines also splits at U+2028, U+0085 and other
+    characters that JSON strings and text may hold."""
+    return [line.removesuffix("\r") for line in text.split("\n")]
 
 
 def _field(record: dict, column: str, where: str, option: str) -> str:
@@ -155,4 +221,96 @@ def _field(record: dict, column: str, where: str, option: str) -> str:
 
 
 def load_text_files(config: TextFilesConfig, ctx: kplug.RunContext) -> kplug.Data:
+    pairs = config.pair_column is not None
+    if streams(config, labelled=config.label_column is not None, pairs=pairs):
+        from kplug_text.preparation import prepared_text_data
+
+        return prepared_text_data(document_source(config), config, ctx)
     return text_data(read_corpus(config), config, ctx)
+
+
+# ---------------------------------------------------------------------------------------
+# Streamed reading (unlabelled text): one document at a time, files checked unchanged
+# ---------------------------------------------------------------------------------------
+
+
+def document_source(config: TextFilesConfig):
+    """The files of `config.path` as a `DocumentSource` for a streamed preparation; their
+    identity (path, size, mtime) is taken now and checked again after each is read."""
+    from kplug_text.preparation import DocumentSource
+
+    files = find_files(config.path)
+    identities = [kplug.file_identity(p) for p in files]
+    return DocumentSource(
+        name="text_files",
+        description=config.path,
+        identity=identities,
+        total_bytes=sum(i["size"] for i in identities),
+        read=lambda: _stream_documents(files, identities, config),
+    )
+
+
+def _stream_documents(files: list[Path], identities: list[dict], config: TextFilesConfig):
+    """The documents of each file in turn: a JSONL file line by line; a .txt or .csv file
+    is read whole (as the in-memory reader does)."""
+    for path, identity in zip(files, identities, strict=True):
+        try:
+            if path.suffix == ".txt":
+                yield from _txt_documents(_read_text(path, config.encoding), config.txt_document)
+            elif path.suffix == ".csv":
+                for where, row in _csv_records(path, _read_text(path, config.encoding)):
+                    yield _field(row, config.text_column, where, "text_column")
+            else:
+                yield from _jsonl_texts(path, config)
+        except FileNotFoundError:
+            raise kplug.DataError(
+                f"{path} disappeared while the data was being prepared; restore it (or "
+                "change data.path) and run again: nothing was cached."
+            ) from None
+        _check_unchanged(path, identity)
+
+
+def _jsonl_texts(path: Path, config: TextFilesConfig):
+    utf8 = config.encoding.lower().replace("_", "-") in ("utf-8", "utf8")
+    try:
+        # newline="\n": lines end at "\n" only, as `_lines` splits them
+        with open(path, encoding="utf-8-sig" if utf8 else config.encoding, newline="\n") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line.removesuffix("\n").removesuffix("\r"))
+                except json.JSONDecodeError as error:
+                    raise kplug.DataError(
+                        f"{path}:{number}: not a JSON object: {error.msg}"
+                    ) from None
+                except RecursionError:
+                    raise kplug.DataError(
+                        f"{path}:{number}: the JSON record is nested too deeply to read; a "
+                        "record is an object of text and label fields."
+                    ) from None
+                if not isinstance(record, dict):
+                    raise kplug.DataError(f"{path}:{number}: each line must be a JSON object")
+                yield _field(record, config.text_column, f"{path}:{number}", "text_column")
+    except UnicodeDecodeError as error:
+        raise kplug.DataError(
+            f"{path}: not valid {config.encoding} text ({error.reason}). Convert the file "
+            "to UTF-8 (iconv -f latin1 -t utf-8), or set data.encoding to its encoding."
+        ) from None
+    except LookupError:
+        raise kplug.DataError(
+            f"data.encoding {config.encoding!r} is not a known encoding."
+        ) from None
+
+
+def _check_unchanged(path: Path, identity: dict) -> None:
+    try:
+        now = kplug.file_identity(path)
+    except FileNotFoundError:
+        now = None
+    if now != identity:
+        raise kplug.DataError(
+            f"{path} changed while the data was being prepared (size or modification time "
+            "differs from when preparation started); nothing was cached. Run again once "
+            "the files stop changing."
+        )

@@ -61,8 +61,49 @@ def load_tokenizer(folder: str | Path, registry: Any = None) -> kplug.Tokenizer:
         from kplug import loaded_registry
 
         registry = loaded_registry()
-    metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
+    metadata = _tokenizer_metadata(metadata_path, registry)
     component = registry.get("tokenizer", metadata["name"])
-    tokenizer = component.factory(component.config.model_validate(metadata["config"]), None)
-    tokenizer.load(folder / metadata["file"])
+    try:
+        config = component.config.model_validate(metadata["config"])
+    except ValueError as error:
+        raise _damaged(metadata_path, f"its config does not validate: {error}") from None
+    tokenizer = component.factory(config, None)
+    vocabulary = folder / metadata["file"]
+    try:
+        tokenizer.load(vocabulary)
+    except (OSError, ValueError, UnicodeDecodeError) as error:
+        raise _damaged(vocabulary, f"{type(error).__name__}: {error}") from None
     return tokenizer
+
+
+def _tokenizer_metadata(path: Path, registry: Any) -> dict[str, Any]:
+    """`kplug_tokenizer.json`, checked: a registered name, a config, and a vocabulary file
+    that is a plain file name inside the tokenizer folder (never a path out of the run)."""
+    try:
+        metadata = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, ValueError) as error:
+        raise _damaged(path, f"{type(error).__name__}: {error}") from None
+    if not isinstance(metadata, dict):
+        raise _damaged(path, f"a JSON {type(metadata).__name__}, not an object")
+    name, config, file = metadata.get("name"), metadata.get("config"), metadata.get("file")
+    if not isinstance(name, str) or name not in registry.names("tokenizer"):
+        raise _damaged(path, f"{name!r} is not a registered tokenizer")
+    if not isinstance(config, dict):
+        raise _damaged(path, "its `config` is not an object")
+    if not isinstance(file, str) or not file or Path(file).name != file or file in (".", ".."):
+        raise _damaged(
+            path, f"its vocabulary file {file!r} is not a file name inside {path.parent}"
+        )
+    vocabulary = path.parent / file
+    if not vocabulary.resolve().is_relative_to(path.parent.resolve()):
+        raise _damaged(path, f"{vocabulary} leads outside {path.parent} (a link)")
+    if not vocabulary.is_file():
+        raise _damaged(path, f"its vocabulary file {vocabulary} is missing")
+    return metadata
+
+
+def _damaged(path: Path, problem: str) -> kplug.RunError:
+    return kplug.RunError(
+        f"{path}: the saved tokenizer is damaged ({problem}); restore the run's tokenizer/ "
+        "folder, or train the run again."
+    )

@@ -28,7 +28,8 @@ def backbone(cls: Any, config: TransformerConfig, ctx: kplug.RunContext) -> Any:
     else:
         network = cls(
             vocabulary_size=spec.vocabulary_size,
-            num_layers=config.layers,
+            # kplug's own blocks replace keras-hub's: only the embeddings are used.
+            num_layers=0 if config.builds_own_blocks else config.layers,
             num_heads=config.heads,
             hidden_dim=config.hidden,
             intermediate_dim=config.intermediate,
@@ -37,6 +38,7 @@ def backbone(cls: Any, config: TransformerConfig, ctx: kplug.RunContext) -> Any:
         )
         limit_key = "model.max_length"
     length = spec.input_shape[0] if spec.input_shape else None
+    config.check_length(length)
     if length is not None and length > network.max_sequence_length:
         raise kplug.RecipeError(
             f"sequences of {length} tokens are longer than {limit_key}: "

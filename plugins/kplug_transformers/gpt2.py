@@ -4,12 +4,16 @@ The network maps token ids `(batch, length)` to next-token probabilities `(batch
 length, vocabulary)`, which the `causal_lm` objective of the sequence plugin trains and
 `kplug generate` samples from. The output layer is the token embedding transposed
 (`ReversibleEmbedding(reverse=True)`), as in keras-hub's `GPT2CausalLM`. With
-`attention: local` the decoder blocks also get a banded mask on top of the causal one.
+`attention: local` the decoder blocks also get a banded mask on top of the causal one;
+with sliding window, axial or LSH attention or reversible blocks, kplug's own causal
+blocks replace keras-hub's.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field
 
 import kplug
 from kplug_transformers.backbones import backbone
@@ -19,18 +23,32 @@ from kplug_transformers.config import TransformerConfig
 class GPT2Config(TransformerConfig):
     """A GPT-2 decoder (keras-hub `GPT2Backbone`) with tied input and output embeddings."""
 
+    output: Literal["probabilities", "logits"] = Field(
+        "probabilities",
+        description="probabilities: a float32 softmax; logits: the raw scores in the compute "
+        "dtype, as keras-hub's GPT2CausalLM (set objective.from_logits: true); saves the "
+        "softmax pass over the vocabulary, the faster choice for large vocabularies",
+    )
+
 
 def build_gpt2(config: GPT2Config, ctx: kplug.RunContext) -> Any:
     import keras
     from keras import ops
     from keras_hub.models import GPT2Backbone
 
+    from kplug_transformers.block_stack import transformer_stack
     from kplug_transformers.local_attention_mask import LocalAttentionMask
 
     if ctx.spec.num_classes:
         raise kplug.RecipeError(
             "gpt2 is a language model (objective causal_lm); for labelled text use "
             "model.name: bert with objective text_classification."
+        )
+    from_logits = getattr(ctx.recipe.objective.config, "from_logits", None)
+    if from_logits is not None and from_logits != (config.output == "logits"):
+        raise kplug.RecipeError(
+            f"model.output: {config.output} needs objective.from_logits: "
+            f"{str(config.output == 'logits').lower()}; set the two together."
         )
     network = backbone(GPT2Backbone, config, ctx)
 
@@ -47,10 +65,16 @@ def build_gpt2(config: GPT2Config, ctx: kplug.RunContext) -> Any:
     band = None
     if config.attention == "local":
         band = LocalAttentionMask(config.window, name="local_attention_mask")(padding_mask)
-    for layer in network.transformer_layers:
+    if config.builds_own_blocks:
+        x = transformer_stack(config, x, None, causal=True)
+    for layer in network.transformer_layers:  # none with kplug's own blocks
         x = layer(x, decoder_padding_mask=padding_mask, decoder_attention_mask=band)
     x = network.layer_norm(x)
     logits = network.token_embedding(x, reverse=True)
+    if config.output == "logits":
+        model = keras.Model(token_ids, logits, name="gpt2")
+        model.max_sequence_length = network.max_sequence_length
+        return model
     # Float32 probabilities keep the loss stable under mixed precision.
     probabilities = keras.layers.Activation("softmax", dtype="float32", name="probabilities")(
         logits

@@ -88,12 +88,14 @@ class MaskedLM(EncoderObjective):
             random_token_rate=c.random_token_rate,
         )
         out = generator(tf.constant(x["token_ids"]))
+        # The generator answers in the backend's tensors (TensorFlow or JAX): np.asarray
+        # reads either.
         masked = {
             **x,
-            "token_ids": out["token_ids"].numpy().astype(np.int32),
-            "mask_positions": out["mask_positions"].numpy().astype(np.int32),
+            "token_ids": np.asarray(out["token_ids"]).astype(np.int32),
+            "mask_positions": np.asarray(out["mask_positions"]).astype(np.int32),
         }
-        return masked, out["mask_ids"].numpy().astype(np.int32)
+        return masked, np.asarray(out["mask_ids"]).astype(np.int32)
 
     @property
     def selection_length(self) -> int:

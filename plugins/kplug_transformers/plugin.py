@@ -38,11 +38,11 @@ from kplug_transformers.text_classification import TextClassification, TextClass
 def register_architectures(register):
     register("bert", build_bert, config=BertConfig,
              summary="BERT encoder (keras-hub BertBackbone): new, or a preset / HF directory; "
-             "full, flash or local attention",
+             "full, flash, local, sliding_window, axial or lsh attention; reversible blocks",
              estimate=functools.partial(estimate_parameters, encoder=True))  # fmt: skip
     register("gpt2", build_gpt2, config=GPT2Config,
              summary="GPT-2 decoder (keras-hub GPT2Backbone) with a tied softmax over tokens, "
-             "for causal_lm",
+             "for causal_lm; the attention options and reversible blocks of bert",
              estimate=functools.partial(estimate_parameters, encoder=False))  # fmt: skip
     register("seq2seq_transformer", build_seq2seq_transformer, config=Seq2SeqTransformerConfig,
              summary="encoder-decoder: keras-hub TransformerEncoder/Decoder")  # fmt: skip
@@ -94,7 +94,9 @@ def prediction_rows(objective, config, model, inputs):
     return answer_rows(config, model, inputs)
 
 
-@kplug.hookimpl
+# The text plugin declares register_tokenizers and the distribution plugin layout_rules
+# (add_hookspecs); optionalhook: without them loaded, these are simply never called.
+@kplug.hookimpl(optionalhook=True)
 def register_tokenizers(register):
     register("pretrained_wordpiece", PretrainedWordPiece, config=PretrainedWordPieceConfig,
              summary="the WordPiece vocabulary of a preset or an earlier run")  # fmt: skip
@@ -104,16 +106,21 @@ def register_tokenizers(register):
 def keras_objects():
     from kplug_transformers.local_attention_mask import LocalAttentionMask
     from kplug_transformers.masked_accuracy import MaskedAccuracy
+    from kplug_transformers.reversible_stack import ReversibleStack
     from kplug_transformers.sparse_crossentropy import SparseCrossentropy
+    from kplug_transformers.transformer_block import ATTENTION_LAYERS, TransformerBlock
 
     return {
         "LocalAttentionMask": LocalAttentionMask,
         "MaskedAccuracy": MaskedAccuracy,
+        "ReversibleStack": ReversibleStack,
         "SparseCrossentropy": SparseCrossentropy,
+        "TransformerBlock": TransformerBlock,
+        **{layer.__name__: layer for layer in ATTENTION_LAYERS.values()},
     }
 
 
-@kplug.hookimpl
+@kplug.hookimpl(optionalhook=True)
 def layout_rules(architecture, config):
     """Tensor-parallel sharding of `bert`/`gpt2` for `jax_model_parallel`, in the style of
     keras-hub's `GemmaBackbone.get_layout_map`: attention heads and the feed-forward

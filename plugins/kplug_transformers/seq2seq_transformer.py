@@ -26,7 +26,7 @@ def build_seq2seq_transformer(config: Seq2SeqTransformerConfig, ctx: kplug.RunCo
     from kplug_transformers.backbones import use_attention
 
     spec = ctx.spec
-    if config.preset or config.attention == "local":
+    if config.preset or config.attention == "local" or config.builds_own_blocks:
         raise kplug.RecipeError(
             "seq2seq_transformer is built new from keras-hub layers: it takes no preset and "
             "attention full or flash."

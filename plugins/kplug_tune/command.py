@@ -71,7 +71,7 @@ def handle(args: argparse.Namespace) -> int:
     from kplug_tune.workers import LocalWorkers
 
     recipe = load(args)
-    if recipe.search is None:
+    if recipe.section("search") is None:
         raise RecipeError(
             f"{args.recipe}: there is no search: section to tune; add one, e.g. search: "
             "{tuner: grid, space: {optimizer.learning_rate: [0.001, 0.01, 0.1]}} "
@@ -88,7 +88,7 @@ def handle(args: argparse.Namespace) -> int:
         )
     ctx = set_up(recipe, strategy=False, smoke=args.smoke, argv=list(sys.argv),
                  trust_model=args.trust_model)  # fmt: skip
-    searcher = ctx.build(recipe.search)
+    searcher = ctx.build(recipe.section("search"))
     directory = ctx.directory = tune_directory(args, recipe, where)
     if where == "worker":
         searcher.search(ctx)
@@ -177,7 +177,7 @@ def _check_same_search(directory: RunDirectory, recipe: Recipe, smoke: bool, whe
         from kplug import library_versions as versions
 
         directory.write_json("manifest.json", {
-            "kind": "tune", "name": recipe.name, "tuner": recipe.search.name,
+            "kind": "tune", "name": recipe.name, "tuner": recipe.section("search").name,
             "status": "running", "started": now, "command": list(sys.argv),
             "recipe_source": recipe.source, "smoke": smoke, "versions": versions(),
             "host": platform.node(), "pid": os.getpid(),

@@ -66,6 +66,13 @@ def register_commands(register):
 
 
 @kplug.hookimpl
+def recipe_sections() -> dict[str, kplug.RecipeSection]:
+    search = kplug.RecipeSection("tuner", name_key="tuner", summary="the search of `kplug tune`")
+    return {"search": search}
+
+
+@kplug.hookimpl
 def recipe_loaded(recipe: kplug.Recipe) -> None:
-    if recipe.search is not None and isinstance(recipe.search.config, SearchConfig):
-        check_against_recipe(recipe, recipe.search.config)
+    search = recipe.section("search")
+    if search is not None and isinstance(search.config, SearchConfig):
+        check_against_recipe(recipe, search.config)

@@ -33,7 +33,7 @@ def check_against_recipe(recipe: Recipe, config: SearchConfig) -> None:
                 recipe.with_overrides(["~search", text])
             except RecipeError as error:
                 for problem in error.problems:
-                    problem = problem.removeprefix(f"command line ({text}): ")
+                    problem = problem.removeprefix(f"command line: {text}: ")
                     problems.append(
                         f"{where(('search', 'space', key))}: search.space.{key}: the value "
                         f"{value!r} does not fit the recipe: {problem}"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from setups import SETUPS
 
 from kplug.cli import main
 from kplug.errors import RunError
@@ -23,9 +24,10 @@ pytestmark = pytest.mark.xdist_group("bad_inputs")
 
 
 def test_the_corpus_is_large_and_every_file_is_used():
-    assert len(CASES) >= 40
+    assert len(CASES) >= 150
     assert len({case["id"] for case in CASES}) == len(CASES), "case ids must be unique"
-    used = {case["recipe"] for case in CASES}
+    assert all(case["setup"] in SETUPS for case in CASES if "setup" in case)
+    used = {case.get("recipe") for case in CASES}
     bases = {"extends_cycle_b.yaml"}  # reached through extends_cycle_a.yaml
     unused = {p.name for p in (HERE / "recipes").iterdir()} - used - bases
     assert not unused, f"recipes no case runs: {sorted(unused)}"
@@ -45,11 +47,14 @@ def test_bad_input_exits_2_with_its_message(case, tmp_path, monkeypatch, capsys)
     shutil.copytree(HERE / "files", tmp_path / "files")
     (tmp_path / "files" / "empty_folder").mkdir()
     monkeypatch.chdir(tmp_path)
+    if "setup" in case:
+        SETUPS[case["setup"]](tmp_path)
     command = case.get("command", "run")
-    argv = [command, str(Path("recipes") / case["recipe"])]
+    argv = [command, str(Path("recipes") / case.get("recipe", ""))]
     if command == "run":
         argv += ["--runs-dir", case.get("runs_dir", RUNS)]
-    argv += case.get("args", [])
+    argv += [_expand(arg) for arg in case.get("args", [])]
+    argv = case.get("argv", argv)
     before = tree(tmp_path)
 
     try:
@@ -65,6 +70,11 @@ def test_bad_input_exits_2_with_its_message(case, tmp_path, monkeypatch, capsys)
     for fragment in case["expect"]:
         assert fragment in captured.err, f"{fragment!r} not in:\n{captured.err}"
     assert_only_new_run_directories(before, tree(tmp_path), tmp_path)
+
+
+def _expand(arg: str) -> str:
+    """`KEY1000=1`: an override key 1,000 levels deep (too long to write in cases.yaml)."""
+    return ".".join(["a"] * 1000) + "=1" if arg == "KEY1000=1" else arg
 
 
 def assert_only_new_run_directories(before: dict, after: dict, root: Path) -> None:

@@ -72,7 +72,7 @@ def test_prune_cluster_qat_and_tflite(tmp_path):
 
 
 def test_low_rank_then_keras_quantize_and_keras_export(tmp_path):
-    from kplug.models import load_model
+    from kplug.training.models import load_model
 
     result = run_tiny(
         tmp_path,

@@ -6,7 +6,7 @@ import numpy as np
 from kplug_distribute.input_pipeline import make_dataset, steps_per_epoch
 
 from kplug import testing
-from kplug.models import load_model
+from kplug.training.models import load_model
 
 RECIPE = {
     "data": {"name": "digits", "batch_size": 64, "validation_split": 0.1},

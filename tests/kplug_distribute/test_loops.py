@@ -10,7 +10,7 @@ import pytest
 
 import kplug
 from kplug import testing
-from kplug.models import load_model
+from kplug.training.models import load_model
 
 RECIPE = {
     "data": {"name": "digits", "batch_size": 32, "limit": 128, "validation_split": 0.25},
@@ -92,7 +92,8 @@ def test_initial_epoch_and_early_stopping_in_the_loop(tmp_path):
     from kplug.context import RunContext
     from kplug.plugins import registry
     from kplug.rundir import RunDirectory
-    from kplug.runner import callbacks, load_data
+    from kplug.runner import load_data
+    from kplug.training.trainer import Trainer
 
     recipe = testing.recipe({**RECIPE, "strategy": {"name": "multi_worker"}, "train": {
         **RECIPE["train"], "epochs": 5,
@@ -104,7 +105,7 @@ def test_initial_epoch_and_early_stopping_in_the_loop(tmp_path):
         objective = ctx.build(recipe.objective)
         ctx.model = objective.build(ctx.build(recipe.model), ctx)
         objective.compile(ctx.model, ctx)
-    cbs, _ = callbacks(ctx, objective)
+    cbs = Trainer(ctx, objective).callbacks
     history = ctx.strategy.fit(ctx.model, ctx.data, batch_size=32, epochs=5, initial_epoch=2,
                                steps_per_epoch=3, callbacks=cbs, verbose=0)  # fmt: skip
     # Epoch 3 (index 2) runs; early stopping (no improvement of 100) stops after epoch 4.

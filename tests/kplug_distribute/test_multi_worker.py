@@ -16,7 +16,7 @@ import pytest
 
 import kplug
 from kplug import testing
-from kplug.models import load_model
+from kplug.training.models import load_model
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPE = str(ROOT / "recipes" / "mnist_cnn_multiworker.yaml")
@@ -117,3 +117,34 @@ def test_without_restart_a_failed_worker_stops_the_others(tmp_path):
 
 def _is_zombie(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+
+
+def test_sigterm_to_launch_stops_every_worker_and_removes_their_temporaries(tmp_path):
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    command = [sys.executable, "-m", "kplug", "launch", "--workers", "2", RECIPE,
+               "data.limit=256", "train.epochs=50", "train.steps_per_epoch=20",
+               "train.verbose=2", "--runs-dir", str(tmp_path / "runs")]  # fmt: skip
+    launch = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+                                              "TMPDIR": str(temporary)})  # fmt: skip
+    lines, pids, deadline = [], [], time.monotonic() + 480
+    try:
+        for line in launch.stdout:
+            lines.append(line)
+            if not pids and (found := re.search(r"pids (\d+), (\d+)", line)):
+                pids = [int(p) for p in found.groups()]
+            if line.startswith("[worker 1] Epoch 1/"):  # both workers are training
+                launch.send_signal(signal.SIGTERM)
+                break
+            assert time.monotonic() < deadline, "launch took too long"
+        output = "".join(lines) + launch.communicate(timeout=120)[0]
+    finally:
+        if launch.poll() is None:
+            launch.kill()
+    assert launch.returncode == 128 + signal.SIGTERM, output[-4000:]
+    assert "SIGTERM received: passed on to the workers" in output
+    for pid in pids:  # stopped and reaped, not orphaned
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert not list(temporary.iterdir()), "the workers' temporary folders must be removed"

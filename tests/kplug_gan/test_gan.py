@@ -69,7 +69,7 @@ def test_a_short_run_writes_sample_grids_finite_losses_and_scores(gan_run):
 def test_the_saved_gan_loads_safely_with_both_optimizers(gan_run):
     from kplug_gan.gan_model import GAN
 
-    from kplug.models import load_model
+    from kplug.training.models import load_model
 
     loaded = load_model(gan_run.directory / "model.keras")  # safe_mode=True, compiled
     assert isinstance(loaded, GAN) and loaded.latent_dim == 100

@@ -99,7 +99,7 @@ def test_predict_on_a_language_model_generates_greedily(lm_run, tmp_path):
     from kplug_sequence.generate import generate
     from kplug_text.tokenizer_files import load_tokenizer
 
-    from kplug.models import load_model
+    from kplug.training.models import load_model
 
     (tmp_path / "prompts.txt").write_text("The for statement\nClasses\n")
     out = tmp_path / "generated.jsonl"
@@ -115,7 +115,7 @@ def test_predict_on_a_language_model_generates_greedily(lm_run, tmp_path):
 
 
 def test_text_models_load_in_plain_keras_without_kplug(reviews_run, lm_run, tmp_path):
-    from kplug.models import load_model
+    from kplug.training.models import load_model
 
     cases = []
     for result, length in ((reviews_run, 20), (lm_run, 20)):

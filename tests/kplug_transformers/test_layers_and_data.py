@@ -47,7 +47,7 @@ def test_local_attention_with_a_window_covering_the_sequence_equals_full():
 def test_local_attention_models_save_and_load(tmp_path):
     from kplug_transformers.bert import BertConfig, build_bert
 
-    from kplug.models import load_model
+    from kplug.training.models import load_model
 
     model = build_bert(BertConfig(**TINY, attention="local", window=2), context())
     model.save(tmp_path / "m.keras")

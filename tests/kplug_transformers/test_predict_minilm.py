@@ -45,7 +45,7 @@ def packed(run_dir, first, second=None):
 
 
 def probabilities(run_dir, inputs):
-    from kplug.models import load_model
+    from kplug.training.models import load_model
 
     logits = load_model(run_dir / "model.keras", compile=False).predict(inputs, verbose=0)
     exp = np.exp(logits - logits.max(axis=1, keepdims=True))
@@ -88,7 +88,7 @@ def test_predict_and_evaluate_sentence_pairs(pairs_run, tmp_path, capsys):
 
 
 def test_minilm_models_load_in_plain_keras_without_kplug(sentiment_run, pairs_run, tmp_path):
-    from kplug.models import load_model
+    from kplug.training.models import load_model
 
     cases = []
     for result, second in ((sentiment_run, None), (pairs_run, ["bad"])):

@@ -85,7 +85,7 @@ def test_grid_search_end_to_end(write, tmp_path, capsys):
     best_yaml = directory / "best.yaml"
     assert best_yaml.read_text().startswith(f"# kplug run {best_yaml}\n")
     recipe = load_recipe(best_yaml)
-    assert recipe.search is None and recipe.name == "tiny"
+    assert recipe.section("search") is None and recipe.name == "tiny"
     assert recipe.optimizer.learning_rate == best["values"]["optimizer.learning_rate"]
     assert recipe.model.config.dense_units == best["values"]["model.dense_units"]
     again = run(recipe, runs_root=tmp_path / "again", argv=["test"])

@@ -11,8 +11,8 @@ import pytest
 from kplug import DataSpec, RecipeError, testing
 from kplug.cli import main
 from kplug.context import RunContext
-from kplug.models import load_model
 from kplug.plugins import registry
+from kplug.training.models import load_model
 
 ROOT = Path(__file__).resolve().parents[2]
 VGG_RECIPE = str(ROOT / "recipes" / "vgg16_transfer.yaml")

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from kplug import load_recipe
-from kplug.models import load_model
 from kplug.runner import run
+from kplug.training.models import load_model
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "transfer"
 

@@ -1,12 +1,16 @@
-"""Loading saved Keras models, safely."""
+"""Saving Keras models atomically and loading them safely."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kplug.errors import KplugError
+
+if TYPE_CHECKING:
+    from kplug.rundir import RunDirectory
 
 SAFE_FORMATS = (".keras",)
 
@@ -59,3 +63,18 @@ def load_model(path: str | os.PathLike, *, trust: bool = False, compile: bool = 
             f"{path}: not a loadable Keras model ({type(error).__name__}: {error}); give a "
             ".keras file saved by Keras 3, a run directory or runs/<name>."
         ) from None
+
+
+def save_model(model: Any, directory: RunDirectory, name: str) -> Path:
+    """Save a Keras model atomically (a temporary `.keras` file renamed into place)."""
+    from kplug.inference import without_compile_config
+
+    temporary = directory.temporary_path(name)
+    try:
+        with without_compile_config(model):
+            model.save(temporary)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
+    return directory.commit(temporary, name)

@@ -1,0 +1,130 @@
+"""Exact-step resume on streamed data: a `causal_lm` run reading memory-mapped token
+shards, SIGKILLed in the middle of an epoch and resumed, ends with the weights of an
+uninterrupted run (as tests/test_resume.py checks for in-memory data)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kplug import testing
+
+pytestmark = pytest.mark.xdist_group("resume")
+
+# Sleeps after each training step so the test can stop the child at a known point.
+THROTTLE = """
+import time
+
+import kplug
+
+
+class ThrottleConfig(kplug.Config):
+    seconds: float = 0.05
+
+
+def make_throttle(config, ctx):
+    import keras
+
+    class Throttle(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            time.sleep(config.seconds)
+
+    return Throttle()
+
+
+@kplug.hookimpl
+def register_callbacks(register):
+    register("throttle", make_throttle, config=ThrottleConfig, summary="sleep after each step")
+"""
+
+# 30 pydoc paragraphs: 422 training windows of 17 characters, 27 steps of 16 per epoch.
+RECIPE = """\
+name: streamed-lm
+seed: 5
+data: {name: pydoc_corpus, document: paragraph, tokenizer: {name: char}, batch_size: 16,
+       limit: 30}
+model: {name: rnn, units: 8, embedding_dim: 8}
+objective: {name: causal_lm, sequence_length: 16}
+train: {epochs: 3, checkpoint_every: 5, keep_checkpoints: 3, deterministic: true, verbose: 0}
+callbacks: [{name: throttle, seconds: 0.05}]
+"""
+STEPS = 27 * 3
+
+
+@pytest.fixture
+def site(tmp_path):
+    root = tmp_path / "site"
+    (root / "kplug_throttle").mkdir(parents=True)
+    (root / "kplug_throttle" / "__init__.py").write_text(THROTTLE)
+    info = root / "kplug_throttle-0.1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: kplug-throttle\nVersion: 0.1.0\n")
+    (info / "entry_points.txt").write_text("[kplug]\nthrottle = kplug_throttle\n")
+    return root
+
+
+def start(site: Path, cache: Path, *args: str) -> subprocess.Popen:
+    path = os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": path,
+           "KPLUG_DATA_CACHE": str(cache)}  # fmt: skip
+    return subprocess.Popen([sys.executable, "-m", "kplug", *args], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+
+
+def wait_for_checkpoint(root: Path, process: subprocess.Popen, step: int) -> Path:
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        found = list(root.glob(f"*/*/checkpoints/step-{step:09d}.json"))
+        if found:
+            return found[0].parents[1]
+        if process.poll() is not None:
+            pytest.fail(f"the run ended before step {step}:\n{process.stderr.read()[-3000:]}")
+        time.sleep(0.01)
+    process.kill()
+    pytest.fail(f"no checkpoint of step {step} after 240 s")
+
+
+def weights_and_steps(model_path: Path) -> tuple[list[np.ndarray], int]:
+    import keras
+
+    model = keras.saving.load_model(model_path)  # plain Keras: no compile configuration
+    return model.get_weights(), testing.saved_optimizer_steps(model_path)
+
+
+def test_sigkill_mid_epoch_on_streamed_shards_then_resume_matches_an_uninterrupted_run(
+    site, tmp_path
+):
+    recipe, cache = tmp_path / "lm.yaml", tmp_path / "cache"
+    recipe.write_text(RECIPE)
+    prepare = start(site, cache, "data", str(recipe))
+    assert prepare.wait(timeout=240) == 0, prepare.stderr.read()[-3000:]
+    reference = start(site, cache, "run", str(recipe), "--runs-dir", str(tmp_path / "reference"))
+    killed = start(site, cache, "run", str(recipe), "--runs-dir", str(tmp_path / "killed"))
+    run_dir = wait_for_checkpoint(tmp_path / "killed", killed, 40)  # epoch 2 of 27-step epochs
+    killed.send_signal(signal.SIGKILL)
+    assert killed.wait(timeout=60) == -signal.SIGKILL
+
+    resumed = start(site, cache, "resume", str(run_dir))
+    _, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err[-3000:]
+    _, err = reference.communicate(timeout=300)
+    assert reference.returncode == 0, err[-3000:]
+    (reference_dir,) = (tmp_path / "reference" / "streamed-lm").iterdir()
+
+    report = json.loads((run_dir / "data_report.json").read_text())
+    assert report["prepared"]["reused"] is True  # the resume read the shards of `kplug data`
+    assert report["causal_lm"]["train"]["windows"] == 422
+    (resume,) = json.loads((run_dir / "manifest.json").read_text())["resumed"]
+    assert resume["global_step"] >= 40 and resume["step_in_epoch"] > 0  # mid-epoch
+    expected, expected_steps = weights_and_steps(reference_dir / "model.keras")
+    got, steps = weights_and_steps(run_dir / "model.keras")
+    assert steps == expected_steps == STEPS
+    assert max(float(np.abs(a - b).max()) for a, b in zip(expected, got, strict=True)) <= 1e-6
