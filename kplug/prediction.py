@@ -44,9 +44,9 @@ def predict(
 ) -> list[dict[str, Any]]:
     """One output row per input: `input`, `class`, `probability`, `top_k` (classifiers), or
     what the objective's `prediction_rows` hook gives (generated text)."""
-    from kplug.training.models import load_model
     from kplug.plugins import plugin_manager, registry
     from kplug.stages import use_backend
+    from kplug.training.models import load_model
 
     run_dir = finished_run(run_dir, "kplug predict")
     inference = read_inference(run_dir)
@@ -166,10 +166,10 @@ def evaluate(
     """The run's metrics on a split of its data, changed by `overrides` (`data.path=new.csv`);
     `split` is train, validation, test or all. Writes `evaluations/<UTC time>.json` into
     the run directory and returns (that record, its path)."""
-    from kplug.training.models import load_model
     from kplug.plugins import registry
     from kplug.rundir import RunDirectory, utc_now
     from kplug.stages import load_data, use_backend
+    from kplug.training.models import load_model
 
     run_dir = finished_run(run_dir, "kplug evaluate")
     inference = read_inference(run_dir)
