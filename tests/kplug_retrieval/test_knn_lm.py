@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 from kplug_retrieval.datastore import Datastore
 
-from kplug import testing
-from kplug.models import load_model
+from kplug import load_model, testing
 
 pytestmark = pytest.mark.xdist_group("retrieval")
 
