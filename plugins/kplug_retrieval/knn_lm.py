@@ -82,7 +82,7 @@ class KnnLM(CausalLM):
             if split is None:
                 continue
             windows = smoke_windows(split, ctx, batch_size)
-            knn[name] = self.evaluate(features, datastore, windows, batch_size)
+            knn[name] = self.evaluate(features, datastore, split, windows, batch_size)
             ctx.log.info(
                 "%s: %.3f bits/token with kNN retrieval (lambda %.2f, k %d), %.3f without",
                 name, knn[name]["knn_lm_bits"], self.config.lambda_, self.config.k,
@@ -97,13 +97,12 @@ class KnnLM(CausalLM):
         c = self.config
         if c.datastore is not None:
             return reuse(find_datastore(c.datastore), tokenizer, features.outputs[0].shape[-1])
-        x, y = smoke_windows(data.train, ctx, batch_size)
+        windows = smoke_windows(data.train, ctx, batch_size)
         if c.max_entries is not None:
-            windows = -(-c.max_entries // x.shape[1])
-            x, y = x[:windows], y[:windows]
-        keys, _ = representations(features, x, y, batch_size)
+            windows = min(windows, -(-c.max_entries // self.config.sequence_length))
+        keys, _, values = representations(features, data.train, windows, batch_size)
         entries = slice(0, c.max_entries)
-        datastore = Datastore.build(keys[entries], y.reshape(-1)[entries], tokenizer=tokenizer,
+        datastore = Datastore.build(keys[entries], values[entries], tokenizer=tokenizer,
                                     kind=c.index, nlist=c.nlist, nprobe=c.nprobe)  # fmt: skip
         folder = datastore.save(ctx.directory)
         ctx.log.info("kNN datastore: %d entries of %d floats in %.1f s, %.1f MB in %s",
@@ -112,13 +111,13 @@ class KnnLM(CausalLM):
                      folder)  # fmt: skip
         return datastore
 
-    def evaluate(self, features: Any, datastore: Datastore, split: tuple, batch_size: int):
+    def evaluate(self, features: Any, datastore: Datastore, split: Any, windows: int,
+                 batch_size: int) -> dict[str, Any]:  # fmt: skip
         """Bits per token of the LM alone, of the kNN-LM, and at other lambdas."""
-        x, y = split
-        queries, p_lm = representations(features, x, y, batch_size)
+        queries, p_lm, targets = representations(features, split, windows, batch_size)
         c = self.config
         start = time.perf_counter()
-        p_knn = datastore.next_token_probability(queries, y.reshape(-1), c.k, c.temperature)
+        p_knn = datastore.next_token_probability(queries, targets, c.k, c.temperature)
         seconds = time.perf_counter() - start
         bits = {lam: mixture_bits(p_knn, p_lm, lam) for lam in sorted({*LAMBDA_SWEEP, c.lambda_})}
         return {
@@ -128,7 +127,7 @@ class KnnLM(CausalLM):
             "k": c.k,
             "temperature": c.temperature,
             "bits_by_lambda": {str(lam): value for lam, value in bits.items()},
-            "tokens": int(y.size),
+            "tokens": int(targets.size),
             "search_seconds": round(seconds, 3),
         }
 
@@ -160,12 +159,17 @@ def reuse(folder: Path, tokenizer: dict[str, str], dimension: int) -> Datastore:
     return datastore
 
 
-def smoke_windows(split: tuple, ctx: kplug.RunContext, batch_size: int) -> tuple:
-    """The split's (x, y) windows; a smoke run's first few batches only."""
-    x, y = split
-    if ctx.smoke:
-        return x[: kplug.SMOKE_STEPS * batch_size], y[: kplug.SMOKE_STEPS * batch_size]
-    return x, y
+def smoke_windows(split: Any, ctx: kplug.RunContext, batch_size: int) -> int:
+    """How many of the split's windows to use: all, or a smoke run's first few batches."""
+    count = kplug.count_examples(split)
+    return min(count, kplug.SMOKE_STEPS * batch_size) if ctx.smoke else count
+
+
+def window_batch(split: Any, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    """Windows `start:stop` of a split: NumPy `(x, y)`, or streamed windows (`gather`)."""
+    if hasattr(split, "gather"):
+        return split.gather(np.arange(start, stop))
+    return split[0][start:stop], split[1][start:stop]
 
 
 def representation_model(model: Any, from_logits: bool) -> Any:
@@ -186,13 +190,15 @@ def representation_model(model: Any, from_logits: bool) -> Any:
     return keras.Model(model.inputs, [inputs[0], probabilities], name="knn_features")
 
 
-def representations(features: Any, x: np.ndarray, y: np.ndarray, batch_size: int):
-    """Keys (positions x dimension, float32) and the model's probability of each target."""
-    keys, p_lm = [], []
-    for start in range(0, len(x), batch_size):
-        hidden, probabilities = features.predict_on_batch(x[start : start + batch_size])
+def representations(features: Any, split: Any, windows: int, batch_size: int):
+    """Keys (positions x dimension, float32), the model's probability of each target, and
+    the targets, over the split's first `windows` windows."""
+    keys, p_lm, targets = [], [], []
+    for start in range(0, windows, batch_size):
+        x, y = window_batch(split, start, min(windows, start + batch_size))
+        hidden, probabilities = features.predict_on_batch(x)
         hidden, probabilities = np.asarray(hidden, np.float32), np.asarray(probabilities)
-        targets = y[start : start + batch_size]
         keys.append(hidden.reshape(-1, hidden.shape[-1]))
-        p_lm.append(np.take_along_axis(probabilities, targets[..., None], axis=-1).reshape(-1))
-    return np.concatenate(keys), np.concatenate(p_lm).astype(np.float64)
+        p_lm.append(np.take_along_axis(probabilities, y[..., None], axis=-1).reshape(-1))
+        targets.append(np.asarray(y).reshape(-1))
+    return np.concatenate(keys), np.concatenate(p_lm).astype(np.float64), np.concatenate(targets)
