@@ -92,7 +92,7 @@ class Component:
         for key, info in self.config.model_fields.items():
             params.append(
                 {
-                    "name": key,
+                    "name": info.alias or key,  # a recipe key that is a Python keyword (`lambda`)
                     "type": _type_name(info.annotation),
                     "default": None
                     if info.is_required()

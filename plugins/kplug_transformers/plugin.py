@@ -18,6 +18,14 @@ from kplug_transformers.masked_lm import (
 )
 from kplug_transformers.pair_classification import PairClassification, PairClassificationConfig
 from kplug_transformers.pretrained_wordpiece import PretrainedWordPiece, PretrainedWordPieceConfig
+from kplug_transformers.qa_data import (
+    PydocQAConfig,
+    QAFilesConfig,
+    estimate_pydoc_qa,
+    load_pydoc_qa,
+    load_qa_files,
+)
+from kplug_transformers.question_answering import QuestionAnswering, QuestionAnsweringConfig
 from kplug_transformers.seq2seq import Seq2Seq, Seq2SeqConfig
 from kplug_transformers.seq2seq_transformer import (
     Seq2SeqTransformerConfig,
@@ -41,6 +49,16 @@ def register_architectures(register):
 
 
 @kplug.hookimpl
+def register_datasets(register):
+    register("qa_files", load_qa_files, config=QAFilesConfig,
+             summary="extractive QA records: SQuAD v1.1 .json or .jsonl {context, question, "
+             "answers}, split by context")  # fmt: skip
+    register("pydoc_qa", load_pydoc_qa, config=PydocQAConfig, estimate=estimate_pydoc_qa,
+             summary="2,719 extractive questions made by rule (cloze, definition) from "
+             "CPython's pydoc topics, embedded")  # fmt: skip
+
+
+@kplug.hookimpl
 def register_objectives(register):
     register("mlm", MaskedLM, config=MaskedLMConfig,
              summary="masked LM: 15% selected, 80/10/10 mask/random/keep")  # fmt: skip
@@ -55,6 +73,25 @@ def register_objectives(register):
     register("pair_classification", PairClassification, config=PairClassificationConfig,
              summary="sentence-pair classifier: [CLS] A [SEP] B [SEP], segments 0/1, head on "
              "the [CLS] output (NLI-style fine-tuning)")  # fmt: skip
+    register("question_answering", QuestionAnswering, config=QuestionAnsweringConfig,
+             summary="extractive QA: start/end span head, doc-stride windows, SQuAD exact "
+             "match and F1")  # fmt: skip
+
+
+@kplug.hookimpl
+def prediction_inputs(config, paths, texts, pairs, run_dir):
+    from kplug_transformers.qa_predict import qa_prediction_inputs
+
+    return qa_prediction_inputs(config, paths, texts, pairs, run_dir)
+
+
+@kplug.hookimpl
+def prediction_rows(objective, config, model, inputs):
+    if objective != "question_answering":
+        return None
+    from kplug_transformers.qa_predict import answer_rows
+
+    return answer_rows(config, model, inputs)
 
 
 # The text plugin declares register_tokenizers and the distribution plugin layout_rules

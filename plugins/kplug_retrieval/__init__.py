@@ -1,0 +1,1 @@
+"""kplug_retrieval: retrieval-augmented language modelling (kNN-LM)."""
