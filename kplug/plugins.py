@@ -302,9 +302,8 @@ def versions() -> dict[str, str]:
 
 
 def _requirements(distribution: str) -> list[str]:
-    """The distributions `distribution` requires, optional extras left out."""
-    names = []
-    for text in metadata.requires(distribution) or []:
-        if "extra ==" not in text.partition(";")[2]:
-            names.append(re.match(r"[A-Za-z0-9._-]*", text).group().lower())
+    """The distributions `distribution` requires, its extras' included (kplug's own
+    TensorFlow stack is an extra); `versions` keeps those that are installed."""
+    names = [re.match(r"[A-Za-z0-9._-]*", text).group().lower()
+             for text in metadata.requires(distribution) or []]  # fmt: skip
     return [name for name in names if name]

@@ -38,7 +38,7 @@ def test_manifest(tiny_run):
     manifest = tiny_run.directory.manifest()
     assert manifest["status"] == "completed"
     assert manifest["seed"] == 42
-    for lib in ("kplug", "python", "tensorflow", "keras", "keras-hub"):
+    for lib in ("kplug", "python", "tensorflow", "keras", "keras-hub"):  # keras-hub: an extra
         assert manifest["versions"][lib], lib
     assert manifest["plugins"]["vision"]
     assert manifest["started"] <= manifest["finished"]

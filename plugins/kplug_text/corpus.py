@@ -169,7 +169,7 @@ def text_data(corpus: Corpus, config: TextDataConfig, ctx: kplug.RunContext) -> 
         },  # fmt: skip
         "cleaning": cleaning,
     }
-    _warn_about_empty_splits(parts, config, corpus, report)
+    warn_about_empty_splits(parts, config, corpus.source, report)
     class_names = sorted(set(labels)) if labels is not None else None
     spec = kplug.DataSpec(
         num_classes=len(class_names) if class_names else None, class_names=class_names
@@ -193,7 +193,7 @@ def text_data(corpus: Corpus, config: TextDataConfig, ctx: kplug.RunContext) -> 
     return kplug.Data(**splits, spec=spec, report=report)
 
 
-def _warn_about_empty_splits(parts, config, corpus: Corpus, report: dict[str, Any]) -> None:
+def warn_about_empty_splits(parts, config, source: Any, report: dict[str, Any]) -> None:
     """A held-out fraction that got no document (a corpus of one or two documents: one
     .txt file is one document by default) is a loud warning, not a silent empty split."""
     empty = [s for s in ("validation", "test")
@@ -204,11 +204,11 @@ def _warn_about_empty_splits(parts, config, corpus: Corpus, report: dict[str, An
     hint = (
         " (data.txt_document: file makes each .txt file one document; set it to line or paragraph)"
         if getattr(config, "txt_document", None) == "file"
-        and not str(corpus.source).endswith((".csv", ".jsonl"))
+        and not str(source).endswith((".csv", ".jsonl"))
         else ""
     )
     message = (
-        f"{corpus.source or 'the corpus'}: {total} document(s) after cleaning, so the "
+        f"{source or 'the corpus'}: {total} document(s) after cleaning, so the "
         f"{' and '.join(empty)} split(s) are empty{hint}; their metrics will be missing."
     )
     report.setdefault("warnings", []).append(message)

@@ -157,6 +157,9 @@ def _prepare(source: DocumentSource, config: Any, ctx: kplug.RunContext, folder:
             "encode_seconds": round(encoding["seconds"], 3),
         },
     }  # fmt: skip
+    from kplug_text.corpus import warn_about_empty_splits
+
+    warn_about_empty_splits(parts, config, source.description, report)
     index = {"format": FORMAT, "key": key, "dtype": token_dtype(tokenizer.vocabulary_size).str,
              "end_id": _end_id(tokenizer), "splits": shards, "report": report}  # fmt: skip
     kplug.write_durably(folder / INDEX, json.dumps(index, indent=2).encode("utf-8"))

@@ -44,7 +44,8 @@ def build_gpt2(config: GPT2Config, ctx: kplug.RunContext) -> Any:
             "gpt2 is a language model (objective causal_lm); for labelled text use "
             "model.name: bert with objective text_classification."
         )
-    from_logits = getattr(ctx.recipe.objective.config, "from_logits", None)
+    objective = getattr(ctx.recipe, "objective", None)  # none when built outside a run
+    from_logits = getattr(getattr(objective, "config", None), "from_logits", None)
     if from_logits is not None and from_logits != (config.output == "logits"):
         raise kplug.RecipeError(
             f"model.output: {config.output} needs objective.from_logits: "

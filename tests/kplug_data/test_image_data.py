@@ -98,7 +98,7 @@ def test_image_folder_values_and_spec(tmp_path):
         ("missing", "the image folder {root} does not exist"),
         ("empty_class", "the class folder {root}/empty holds no images"),
         ("text_file", "{root}/a/notes.txt is not an image"),
-        ("corrupt_png", "{root}/a/broken.png is not a PNG image"),
+        ("corrupt_png", "{root}/a/broken.png: not a PNG image"),
     ],
 )
 def test_image_folder_bad_inputs_are_clear_errors(problem, fragment, tmp_path, capsys):
