@@ -49,3 +49,72 @@ train: {epochs: 1}
 @pytest.fixture
 def minimal_recipe(write):
     return write("tiny.yaml", MINIMAL)
+
+
+# The resume tests' callback plugins: `throttle` sleeps after each training step, so that a
+# test can stop the child at a known point (it changes no number); `file_size_limit` fills
+# the disk after a step. Installed through a real entry point by the `site` fixture.
+THROTTLE = """
+import time
+
+import kplug
+
+
+class ThrottleConfig(kplug.Config):
+    seconds: float = 0.05
+
+
+def make_throttle(config, ctx):
+    import keras
+
+    class Throttle(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            time.sleep(config.seconds)
+
+    return Throttle()
+
+
+class FileSizeLimitConfig(kplug.Config):
+    after_step: int = 6
+    bytes: int = 8000
+
+
+def make_file_size_limit(config, ctx):
+    import resource
+
+    import keras
+
+    class FileSizeLimit(keras.callbacks.Callback):
+        # From `after_step` on, no file may grow past `bytes` (a disk that fills up: the
+        # kernel refuses the write with EFBIG, as it refuses one with ENOSPC).
+
+        step = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.step += 1
+            if self.step == config.after_step:
+                resource.setrlimit(resource.RLIMIT_FSIZE, (config.bytes, config.bytes))
+
+    return FileSizeLimit()
+
+
+@kplug.hookimpl
+def register_callbacks(register):
+    register("throttle", make_throttle, config=ThrottleConfig, summary="sleep after each step")
+    register("file_size_limit", make_file_size_limit, config=FileSizeLimitConfig,
+             summary="limit the size of files written after a step")
+"""
+
+
+@pytest.fixture
+def site(tmp_path):
+    """A folder for PYTHONPATH holding the callback plugin above, installed through a real
+    entry point (`.dist-info`)."""
+    root = tmp_path / "site"
+    (root / "kplug_throttle").mkdir(parents=True)
+    (root / "kplug_throttle" / "__init__.py").write_text(THROTTLE)
+    info = root / "kplug_throttle-0.1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: kplug-throttle\nVersion: 0.1.0\n")
+    (info / "entry_points.txt").write_text("[kplug]\nthrottle = kplug_throttle\n")
+    return root

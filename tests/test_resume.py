@@ -23,59 +23,6 @@ from kplug.cli import main
 
 pytestmark = pytest.mark.xdist_group("resume")
 
-# A callback plugin that sleeps after each training step, so that a test can stop the
-# child at a known point (it changes no number). Installed through a real entry point.
-THROTTLE = """
-import time
-
-import kplug
-
-
-class ThrottleConfig(kplug.Config):
-    seconds: float = 0.05
-
-
-def make_throttle(config, ctx):
-    import keras
-
-    class Throttle(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            time.sleep(config.seconds)
-
-    return Throttle()
-
-
-class FileSizeLimitConfig(kplug.Config):
-    after_step: int = 6
-    bytes: int = 8000
-
-
-def make_file_size_limit(config, ctx):
-    import resource
-
-    import keras
-
-    class FileSizeLimit(keras.callbacks.Callback):
-        # From `after_step` on, no file may grow past `bytes` (a disk that fills up: the
-        # kernel refuses the write with EFBIG, as it refuses one with ENOSPC).
-
-        step = 0
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.step += 1
-            if self.step == config.after_step:
-                resource.setrlimit(resource.RLIMIT_FSIZE, (config.bytes, config.bytes))
-
-    return FileSizeLimit()
-
-
-@kplug.hookimpl
-def register_callbacks(register):
-    register("throttle", make_throttle, config=ThrottleConfig, summary="sleep after each step")
-    register("file_size_limit", make_file_size_limit, config=FileSizeLimitConfig,
-             summary="limit the size of files written after a step")
-"""
-
 # 240 examples / batch 8 = 30 steps per epoch, 3 epochs: 90 optimizer steps.
 RECIPE = """\
 name: resumable
@@ -90,18 +37,6 @@ train: {epochs: 3, checkpoint_every: 5, keep_checkpoints: 3, deterministic: DETE
 callbacks: [{name: throttle, seconds: 0.05}]
 """
 STEPS_PER_EPOCH, EPOCHS = 30, 3
-
-
-@pytest.fixture
-def site(tmp_path):
-    root = tmp_path / "site"
-    (root / "kplug_throttle").mkdir(parents=True)
-    (root / "kplug_throttle" / "__init__.py").write_text(THROTTLE)
-    info = root / "kplug_throttle-0.1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: kplug-throttle\nVersion: 0.1.0\n")
-    (info / "entry_points.txt").write_text("[kplug]\nthrottle = kplug_throttle\n")
-    return root
 
 
 def _start(site: Path, *args: str, ignore_sigint: bool = False) -> subprocess.Popen:

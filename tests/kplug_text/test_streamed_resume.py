@@ -19,32 +19,6 @@ from kplug import testing
 
 pytestmark = pytest.mark.xdist_group("resume")
 
-# Sleeps after each training step so the test can stop the child at a known point.
-THROTTLE = """
-import time
-
-import kplug
-
-
-class ThrottleConfig(kplug.Config):
-    seconds: float = 0.05
-
-
-def make_throttle(config, ctx):
-    import keras
-
-    class Throttle(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            time.sleep(config.seconds)
-
-    return Throttle()
-
-
-@kplug.hookimpl
-def register_callbacks(register):
-    register("throttle", make_throttle, config=ThrottleConfig, summary="sleep after each step")
-"""
-
 # 30 pydoc paragraphs: 422 training windows of 17 characters, 27 steps of 16 per epoch.
 RECIPE = """\
 name: streamed-lm
@@ -57,18 +31,6 @@ train: {epochs: 3, checkpoint_every: 5, keep_checkpoints: 3, deterministic: true
 callbacks: [{name: throttle, seconds: 0.05}]
 """
 STEPS = 27 * 3
-
-
-@pytest.fixture
-def site(tmp_path):
-    root = tmp_path / "site"
-    (root / "kplug_throttle").mkdir(parents=True)
-    (root / "kplug_throttle" / "__init__.py").write_text(THROTTLE)
-    info = root / "kplug_throttle-0.1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: kplug-throttle\nVersion: 0.1.0\n")
-    (info / "entry_points.txt").write_text("[kplug]\nthrottle = kplug_throttle\n")
-    return root
 
 
 def start(site: Path, cache: Path, *args: str) -> subprocess.Popen:
