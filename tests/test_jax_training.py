@@ -16,7 +16,6 @@ from test_resume import (
     _start,
     _wait_for_checkpoint,
     _weights_and_steps,
-    site,  # noqa: F401  (a fixture: the throttle plugin's site folder)
 )
 
 pytestmark = pytest.mark.xdist_group("resume")
