@@ -9,11 +9,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from test_resume import _wait_for_checkpoint  # tests/ is on sys.path (its conftest)
 
 from kplug import testing
 
@@ -41,19 +41,6 @@ def start(site: Path, cache: Path, *args: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
 
 
-def wait_for_checkpoint(root: Path, process: subprocess.Popen, step: int) -> Path:
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        found = list(root.glob(f"*/*/checkpoints/step-{step:09d}.json"))
-        if found:
-            return found[0].parents[1]
-        if process.poll() is not None:
-            pytest.fail(f"the run ended before step {step}:\n{process.stderr.read()[-3000:]}")
-        time.sleep(0.01)
-    process.kill()
-    pytest.fail(f"no checkpoint of step {step} after 240 s")
-
-
 def weights_and_steps(model_path: Path) -> tuple[list[np.ndarray], int]:
     import keras
 
@@ -70,7 +57,7 @@ def test_sigkill_mid_epoch_on_streamed_shards_then_resume_matches_an_uninterrupt
     assert prepare.wait(timeout=240) == 0, prepare.stderr.read()[-3000:]
     reference = start(site, cache, "run", str(recipe), "--runs-dir", str(tmp_path / "reference"))
     killed = start(site, cache, "run", str(recipe), "--runs-dir", str(tmp_path / "killed"))
-    run_dir = wait_for_checkpoint(tmp_path / "killed", killed, 40)  # epoch 2 of 27-step epochs
+    run_dir = _wait_for_checkpoint(tmp_path / "killed", killed, 40)  # epoch 2 of 27-step epochs
     killed.send_signal(signal.SIGKILL)
     assert killed.wait(timeout=60) == -signal.SIGKILL
 
