@@ -48,3 +48,21 @@ def available_mib() -> float:
             if line.startswith("MemAvailable:"):
                 return int(line.split()[1]) / 1024
     return float("inf")
+
+
+def reset_peak_rss() -> float:
+    """Start a new peak-RSS window for this process (Linux `clear_refs` 5 resets `VmHWM` to
+    the current RSS) and return the RSS now, in MiB: `peak_rss_since_reset_mib()` is then
+    the peak of what runs after this call alone, not of compiling or building before it."""
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")
+    return current_rss_mib()
+
+
+def peak_rss_since_reset_mib() -> float:
+    """This process's peak RSS (`VmHWM`) since the last `reset_peak_rss()`, in MiB."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")

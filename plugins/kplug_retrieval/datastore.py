@@ -112,14 +112,29 @@ class Datastore:
         """p_kNN(target | query) for each query: a softmax over the `k` nearest keys'
         negative squared L2 distances / `temperature`, summed over the keys whose value is
         the target."""
-        distances, neighbours = self.index.search(np.ascontiguousarray(queries, np.float32), k)
-        found = neighbours >= 0  # an IVF search may find fewer than k
-        logits = np.where(found, -distances / temperature, -np.inf)
-        logits -= logits.max(axis=1, keepdims=True)
-        weights = np.exp(logits)
-        weights /= weights.sum(axis=1, keepdims=True)
-        hits = (self.values[np.where(found, neighbours, 0)] == targets[:, None]) & found
-        return (weights * hits).sum(axis=1)
+        return knn_probability(*self.neighbours(queries, targets, k), temperature)
+
+    def neighbours(self, queries: np.ndarray, targets: np.ndarray,
+                   k: int) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+        """The `k` nearest keys of each query, nearest first: their squared L2 distances
+        (inf where an IVF search found fewer than k) and whether each one's value is the
+        query's target. Their first k' columns are the k' nearest, so one search serves
+        every smaller `k`."""
+        distances, found = self.index.search(np.ascontiguousarray(queries, np.float32), k)
+        missing = found < 0
+        distances = np.where(missing, np.inf, distances)
+        hits = (self.values[np.where(missing, 0, found)] == targets[:, None]) & ~missing
+        return distances, hits
+
+
+def knn_probability(distances: np.ndarray, hits: np.ndarray, temperature: float) -> np.ndarray:
+    """Softmax of `-distances / temperature` per row, summed where `hits`: p_kNN of the
+    target from its neighbours (`Datastore.neighbours`)."""
+    logits = -distances / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    weights = np.exp(logits)
+    weights /= weights.sum(axis=1, keepdims=True)
+    return (weights * hits).sum(axis=1)
 
 
 def find_datastore(value: str) -> Path:

@@ -28,16 +28,33 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from kplug_sequence.causal_lm import CausalLM, CausalLMConfig
-from pydantic import ConfigDict, Field, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 
 import kplug
-from kplug_retrieval.datastore import Datastore, find_datastore, tokenizer_fingerprint
+from kplug_retrieval.datastore import (
+    Datastore,
+    find_datastore,
+    knn_probability,
+    tokenizer_fingerprint,
+)
 
 LAMBDA_SWEEP = (0.0, 0.1, 0.25, 0.5, 0.75)
+
+
+class KnnTuning(BaseModel):
+    """The grid `tune:` searches on validation (every combination)."""
+
+    model_config = ConfigDict(extra="forbid", serialize_by_alias=True, validate_by_name=True)
+
+    k: list[PositiveInt] = Field([8, 32, 128], min_length=1)
+    temperature: list[PositiveFloat] = Field([1.0, 3.0, 10.0, 30.0, 100.0], min_length=1)
+    lambda_: list[Annotated[float, Field(ge=0.0, le=1.0)]] = Field(
+        [0.1, 0.2, 0.3, 0.4, 0.5, 0.6], alias="lambda", min_length=1
+    )
 
 
 class KnnLMConfig(CausalLMConfig):
@@ -66,6 +83,11 @@ class KnnLMConfig(CausalLMConfig):
         description="reuse the datastore of this run directory (or runs/<name>): same "
         "tokenizer and key size required; null: build it from this run's training windows",
     )
+    tune: KnnTuning | None = Field(
+        None,
+        description="choose k, temperature and lambda on validation from these lists "
+        "(one search with the largest k) and report test at the chosen ones; null: no tuning",
+    )
 
 
 class KnnLM(CausalLM):
@@ -77,17 +99,22 @@ class KnnLM(CausalLM):
         batch_size = ctx.recipe.data.options.batch_size
         datastore = self.datastore(features, data, ctx, batch_size)
         knn: dict[str, Any] = {"datastore": datastore.metadata}
+        searched = {}
         for name in ("validation", "test"):
             split = getattr(data, name)
             if split is None:
                 continue
             windows = smoke_windows(split, ctx, batch_size)
-            knn[name] = self.evaluate(features, datastore, split, windows, batch_size)
+            searched[name] = self.search(features, datastore, split, windows, batch_size)
+            knn[name] = self.score(searched[name])
             ctx.log.info(
                 "%s: %.3f bits/token with kNN retrieval (lambda %.2f, k %d), %.3f without",
                 name, knn[name]["knn_lm_bits"], self.config.lambda_, self.config.k,
                 knn[name]["lm_bits"],
             )  # fmt: skip
+        if self.config.tune is not None and "validation" in searched:
+            knn["tuned"] = tune(self.config.tune, searched)
+            ctx.log.info("tuned on validation: %s", knn["tuned"]["chosen"])
         return {**out, "knn_lm": knn}
 
     def datastore(self, features: Any, data: kplug.Data, ctx: kplug.RunContext,
@@ -111,15 +138,23 @@ class KnnLM(CausalLM):
                      folder)  # fmt: skip
         return datastore
 
-    def evaluate(self, features: Any, datastore: Datastore, split: Any, windows: int,
-                 batch_size: int) -> dict[str, Any]:  # fmt: skip
-        """Bits per token of the LM alone, of the kNN-LM, and at other lambdas."""
+    def search(self, features: Any, datastore: Datastore, split: Any, windows: int,
+               batch_size: int) -> Searched:  # fmt: skip
+        """The split's positions: the LM's probability of each target and the target's
+        nearest keys (as many as the largest k used)."""
         queries, p_lm, targets = representations(features, split, windows, batch_size)
         c = self.config
+        k = max([c.k, *(c.tune.k if c.tune is not None else [])])
         start = time.perf_counter()
-        p_knn = datastore.next_token_probability(queries, targets, c.k, c.temperature)
-        seconds = time.perf_counter() - start
-        bits = {lam: mixture_bits(p_knn, p_lm, lam) for lam in sorted({*LAMBDA_SWEEP, c.lambda_})}
+        distances, hits = datastore.neighbours(queries, targets, k)
+        return Searched(p_lm, distances, hits, time.perf_counter() - start)
+
+    def score(self, searched: Searched) -> dict[str, Any]:
+        """Bits per token of the LM alone, of the kNN-LM, and at other lambdas."""
+        c = self.config
+        p_knn = searched.p_knn(c.k, c.temperature)
+        bits = {lam: mixture_bits(p_knn, searched.p_lm, lam)
+                for lam in sorted({*LAMBDA_SWEEP, c.lambda_})}  # fmt: skip
         return {
             "lm_bits": bits[0.0],
             "knn_lm_bits": bits[c.lambda_],
@@ -127,9 +162,44 @@ class KnnLM(CausalLM):
             "k": c.k,
             "temperature": c.temperature,
             "bits_by_lambda": {str(lam): value for lam, value in bits.items()},
-            "tokens": int(targets.size),
-            "search_seconds": round(seconds, 3),
+            "tokens": int(searched.p_lm.size),
+            "search_seconds": round(searched.seconds, 3),
         }
+
+
+class Searched:
+    """One split's LM probabilities of the targets and the targets' nearest keys
+    (`Datastore.neighbours`), from which p_kNN follows for any k up to the searched one
+    and any temperature."""
+
+    def __init__(self, p_lm: np.ndarray, distances: np.ndarray, hits: np.ndarray,
+                 seconds: float):  # fmt: skip
+        self.p_lm, self.distances, self.hits, self.seconds = p_lm, distances, hits, seconds
+
+    def p_knn(self, k: int, temperature: float) -> np.ndarray:
+        return knn_probability(self.distances[:, :k], self.hits[:, :k], temperature)
+
+
+def tune(grid: KnnTuning, searched: dict[str, Searched]) -> dict[str, Any]:
+    """The (k, temperature, lambda) of the grid with the fewest validation bits per
+    token, and test's bits at that setting (test takes no part in the choice)."""
+    validation = searched["validation"]
+    results = []
+    for k in grid.k:
+        for temperature in grid.temperature:
+            p_knn = validation.p_knn(k, temperature)
+            for lam in grid.lambda_:
+                bits = mixture_bits(p_knn, validation.p_lm, lam)
+                results.append({"k": k, "temperature": temperature, "lambda": lam,
+                                "validation_bits": bits})  # fmt: skip
+    best = min(results, key=lambda result: result["validation_bits"])
+    chosen = {key: best[key] for key in ("k", "temperature", "lambda")}
+    out = {"chosen": chosen, "validation_bits": best["validation_bits"], "grid": results}
+    if "test" in searched:
+        test = searched["test"]
+        out["test_bits"] = mixture_bits(test.p_knn(chosen["k"], chosen["temperature"]),
+                                        test.p_lm, chosen["lambda"])  # fmt: skip
+    return out
 
 
 def mixture_bits(p_knn: np.ndarray, p_lm: np.ndarray, lam: float) -> float:

@@ -102,8 +102,7 @@ def generate(
         raise kplug.KplugError("this tokenizer has no end-of-text token: give a --prompt.")
     generated: list[int] = []
     for _ in range(max_tokens):
-        window = np.asarray([context[-sequence_length:]], dtype=np.int32)
-        scores = np.asarray(_call(model, window))[0, -1].astype(np.float64)
+        scores = next_token_scores(model, context, sequence_length)
         token = sample(scores, rng, temperature=temperature, top_k=top_k, from_logits=from_logits)
         if stop_at_end and token == end:
             break
@@ -128,12 +127,25 @@ def sample(
     return int(rng.choice(len(p), p=p / p.sum()))
 
 
-def _call(model: Any, window: np.ndarray) -> Any:
-    # predict_on_batch runs the backend's compiled predict step (traced once per shape,
-    # with retracing relaxed on TensorFlow), much faster than eager calls token by token.
+def next_token_scores(model: Any, context: list[int], sequence_length: int) -> np.ndarray:
+    """The model's scores for the token after `context`, read from its last
+    `sequence_length` tokens right-padded to `sequence_length`: every call has the
+    training windows' shape (one compiled predict step), and axial (rows x columns, the
+    grid of training) and LSH (chunks of bucket_size) attention get a length they
+    accept. In a causal model no position sees what follows it, so the scores are those
+    the model gives the same position of any training window (exactly for full,
+    sliding-window and axial attention; LSH attention sorts all positions into chunks,
+    so later positions, padding here, can move a neighbour between chunks, as a
+    window's own later tokens do in training)."""
+    window = context[-sequence_length:]
+    ids = np.zeros((1, sequence_length), dtype=np.int32)
+    ids[0, : len(window)] = window
     if isinstance(model.input, dict):
-        return model.predict_on_batch({"token_ids": window, "padding_mask": np.ones_like(window)})
-    return model.predict_on_batch(window)
+        mask = (np.arange(sequence_length) < len(window))[None].astype(np.int32)
+        scores = model.predict_on_batch({"token_ids": ids, "padding_mask": mask})
+    else:
+        scores = model.predict_on_batch(ids)
+    return np.asarray(scores)[0, len(window) - 1].astype(np.float64)
 
 
 def generate_rows(

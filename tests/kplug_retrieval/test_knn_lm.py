@@ -88,7 +88,8 @@ def test_a_knn_lm_run_keeps_its_datastore_and_retrieval_lowers_bits_per_token(tr
 
 def test_another_run_reuses_the_datastore_with_the_same_model(trained, tmp_path):
     path, run_dir, metrics = trained
-    recipe = knn_recipe(path, datastore=str(run_dir), k=4)
+    grid = {"k": [2, 4], "temperature": [1.0, 10.0], "lambda": [0.0, 0.5]}
+    recipe = knn_recipe(path, datastore=str(run_dir), k=4, tune=grid)
     recipe["model"] = {**TINY, "init_from": str(run_dir)}
     recipe["train"] = {"epochs": 0}
     result = testing.smoke_run(recipe, tmp_path / "runs", smoke=False)
@@ -105,6 +106,14 @@ def test_another_run_reuses_the_datastore_with_the_same_model(trained, tmp_path)
         metrics["knn_lm"]["validation"]["lm_bits"], abs=1e-3
     )
     assert again["validation"]["k"] == 4
+    # Tuning: the grid's best on validation, which holds the recipe's own setting (k 4,
+    # temperature 1, lambda 0.5) and the LM alone (lambda 0); test scored at the choice.
+    tuned = again["tuned"]
+    assert len(tuned["grid"]) == 8
+    assert tuned["validation_bits"] == min(r["validation_bits"] for r in tuned["grid"])
+    assert tuned["validation_bits"] <= again["validation"]["knn_lm_bits"]
+    assert tuned["validation_bits"] < again["validation"]["lm_bits"]
+    assert tuned["chosen"]["lambda"] == 0.5 and math.isfinite(tuned["test_bits"])
 
 
 def test_a_datastore_from_a_run_with_another_tokenizer_exits_2(trained, tmp_path, capsys):

@@ -79,6 +79,24 @@ def test_gpt2_with_reversible_sliding_window_blocks_trains_saves_and_generates(t
     assert main(["generate", str(result.directory), "--prompt", "The", "--max-tokens", "3"]) == 0
 
 
+@pytest.mark.parametrize("option", ["axial", "lsh"])
+def test_axial_and_lsh_decoders_generate_after_prompts_of_any_length(option):
+    # Their layers accept only lengths of rows x columns / whole chunks: generation
+    # right-pads every window to the training length; in a causal model what follows a
+    # position does not change its scores (exactly so for axial).
+    from kplug_sequence.generate import next_token_scores
+    from kplug_transformers.gpt2 import GPT2Config, build_gpt2
+
+    model = build_gpt2(GPT2Config(**TINY, **OPTIONS[option]), context(vocabulary_size=77))
+    ids = [int(i) for i in np.random.default_rng(0).integers(1, 77, size=16)]
+    for length in (1, 5, 11, 16):  # 4 rows, buckets of 4
+        scores = next_token_scores(model, ids[:length], sequence_length=16)
+        assert scores.shape == (77,) and np.isfinite(scores).all()
+    if option == "axial":
+        full_window = np.asarray(model(np.asarray([ids], np.int32)))[0, 7]
+        np.testing.assert_allclose(next_token_scores(model, ids[:8], 16), full_window, atol=1e-6)
+
+
 @pytest.mark.parametrize(
     ("model", "fragments"),
     [
