@@ -3,6 +3,7 @@ scratch vs a simple baseline, SQuAD v1.1 exact match and F1 on the test question
 over three seeds.
 
     .venv/bin/python benchmarks/qa.py [--seeds 1 2 3] [--steps 80] [--runs-dir DIR]
+        [--models minilm scratch] [--retrieve-passages K]
 
 Runs recipes/qa_minilm.yaml and recipes/qa_scratch.yaml (`kplug run` in a child
 process, once per seed: the seed sets the span head's (or the whole scratch model's)
@@ -14,6 +15,11 @@ The baseline answers every question with the context sentence sharing the most d
 normalized words with the question (SQuAD's normalization; the first such sentence on a
 tie), with no training: it finds the right sentence, not the span. It is deterministic,
 so its mean over seeds is its one score. Prints a Markdown table and the means.
+
+`--retrieve-passages K` runs the models open-book (`objective.retrieve_passages.k=K`:
+each question read against its K most similar paragraphs of the whole set, not its own);
+the runs' retrieval report (the share of test questions whose own paragraph was found)
+is printed after each row.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ RECIPES = {
     "pretrained MiniLM": "recipes/qa_minilm.yaml",
     "same architecture, scratch": "recipes/qa_scratch.yaml",
 }
+MODELS = dict(zip(("minilm", "scratch"), RECIPES, strict=True))
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
@@ -75,24 +82,31 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--steps", type=int, default=80, help="training batches per run")
     parser.add_argument("--runs-dir", type=Path, default=None)
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    parser.add_argument("--retrieve-passages", type=int, default=None, metavar="K")
     args = parser.parse_args()
     runs_dir = args.runs_dir or Path(tempfile.mkdtemp(prefix="qa_"))
     validation_fraction = 0.02
     overrides = [f"train.steps_per_epoch={args.steps}", "train.epochs=1",
                  f"data.validation_fraction={validation_fraction}"]  # fmt: skip
+    if args.retrieve_passages is not None:
+        overrides.append(f"objective.retrieve_passages.k={args.retrieve_passages}")
+    recipes = {MODELS[model]: RECIPES[MODELS[model]] for model in args.models}
     started = time.perf_counter()
     baseline = baseline_scores(validation_fraction)
-    scores: dict[str, list[tuple[float, float]]] = {label: [] for label in RECIPES}
+    scores: dict[str, list[tuple[float, float]]] = {label: [] for label in recipes}
     print("| model | seed | test exact match | test F1 | train seconds |")
     print("|---|---|---|---|---|")
     print(f"| most-overlapping sentence | - | {baseline['exact_match']:.2f} | "
           f"{baseline['f1']:.2f} | 0 |", flush=True)  # fmt: skip
     for seed in args.seeds:
-        for label, recipe in RECIPES.items():
+        for label, recipe in recipes.items():
             metrics = kplug_run(recipe, runs_dir, [f"seed={seed}", *overrides])
             scores[label].append((metrics["exact_match"], metrics["f1"]))
             print(f"| {label} | {seed} | {metrics['exact_match']:.2f} | {metrics['f1']:.2f} "
                   f"| {metrics['train_seconds']:.0f} |", flush=True)  # fmt: skip
+            if "retrieve_passages" in metrics:
+                print(f"retrieval: {json.dumps(metrics['retrieve_passages'])}", flush=True)
     print(f"\n{baseline['questions']} test questions")
     print(f"most-overlapping sentence: exact match {baseline['exact_match']:.2f}, "
           f"F1 {baseline['f1']:.2f}")  # fmt: skip

@@ -24,8 +24,9 @@ import numpy as np
 from pydantic import Field, PositiveInt, model_validator
 
 import kplug
-from kplug_transformers.encoder_objective import EncoderObjective, crossentropy
+from kplug_transformers.encoder_objective import SPLITS, EncoderObjective, crossentropy
 from kplug_transformers.packing import special_id
+from kplug_transformers.qa_retrieval import RetrievePassages, retrieve_contexts
 from kplug_transformers.squad_metrics import squad_scores
 
 
@@ -39,6 +40,11 @@ class QuestionAnsweringConfig(kplug.Config):
     max_question_tokens: PositiveInt = Field(64, description="longer questions are cut")
     max_answer_tokens: PositiveInt = Field(30, description="longest predicted answer")
     dropout: float = Field(0.1, ge=0.0, lt=1.0, description="dropout before the span head")
+    retrieve_passages: RetrievePassages | None = Field(
+        None,
+        description="open-book QA: read each question against its k most similar passages "
+        "of the data set's contexts (tf-idf + faiss), not its given context; null: off",
+    )
 
     @model_validator(mode="after")
     def _room_for_context(self) -> QuestionAnsweringConfig:
@@ -79,6 +85,15 @@ class QuestionAnswering(EncoderObjective):
     def adapt(self, data: kplug.Data, ctx: kplug.RunContext) -> kplug.Data:
         self.windows: dict[str, Windows] = {}
         self.records: dict[str, np.ndarray] = {}
+        # Scored against the given answers, whatever the retrieved contexts hold.
+        self.gold = {name: {r.id: [text for text, _ in r.answers] for r in split[0]}
+                     for name in SPLITS if (split := getattr(data, name)) is not None}  # fmt: skip
+        self.retrieval: dict[str, Any] | None = None
+        if self.config.retrieve_passages is not None:
+            tokenizer = data.spec.extras["tokenizer"]
+            data, self.retrieval = retrieve_contexts(data, self.config.retrieve_passages,
+                                                     tokenizer)  # fmt: skip
+            ctx.log.info("retrieve_passages: %s", self.retrieval)
         return super().adapt(data, ctx)
 
     def examples(self, split: Any, index: int, ctx: kplug.RunContext):
@@ -157,7 +172,7 @@ class QuestionAnswering(EncoderObjective):
                 records = records[: max(1, int(windows.record[limit]))]
             logits = predict_logits(model, windows, len(records), batch_size)
             answers = best_answers(records, windows, logits, self.config.max_answer_tokens)
-            gold = {r.id: [text for text, _ in r.answers] for r in records}
+            gold = {r.id: self.gold[name][r.id] for r in records}
             out[name] = squad_scores(gold, answers)
             ctx.directory.write_json(f"predictions_{name}.json", answers)
             scores = out[name]
@@ -166,8 +181,9 @@ class QuestionAnswering(EncoderObjective):
         if not out:
             return {}
         headline = out.get("test", out.get("validation"))
+        retrieval = {} if self.retrieval is None else {"retrieve_passages": self.retrieval}
         return {"exact_match": headline["exact_match"], "f1": headline["f1"],
-                "question_answering": out}  # fmt: skip
+                "question_answering": out, **retrieval}  # fmt: skip
 
 
 def predict_logits(model: Any, windows: Windows, records: int, batch_size: int) -> np.ndarray:

@@ -216,3 +216,41 @@ def test_question_answering_refuses_data_that_is_not_qa_records(tmp_path, capsys
         capsys, ["run", str(recipe), "--runs-dir", str(tmp_path / "runs")],
         "question_answering needs question/context/answer records", "qa_files",
     )  # fmt: skip
+
+
+# --- open-book QA: retrieve_passages --------------------------------------------------------
+
+
+def named_records(n: int) -> list[dict]:
+    """'which colour is the <name> ?' over '<colour> is the colour of the <name> .', each
+    name in one context only: its question retrieves that context first."""
+    names = [f"{a}{b}" for a in ("zor", "quim", "blax", "trun") for b in ("ab", "el", "ix")]
+    rng = np.random.default_rng(1)
+    return [{"id": str(i), "context": f"{rng.choice(COLOURS)} is the colour of the {name} .",
+             "question": f"which colour is the {name} ?"}
+            for i, name in enumerate(names[:n])]  # fmt: skip
+
+
+def test_retrieved_passages_replace_the_context_and_carry_the_answer():
+    from kplug_text.char_level import CharTokenizer, CharTokenizerConfig
+    from kplug_transformers.qa_retrieval import SEPARATOR, RetrievePassages, retrieve_contexts
+
+    import kplug
+
+    records = [QARecord(r["id"], r["context"], r["question"], [(r["context"].split()[0], 0)])
+               for r in named_records(12)]  # fmt: skip
+    tokenizer = CharTokenizer(CharTokenizerConfig())
+    tokenizer.train([r.context + r.question for r in records])
+    split = np.empty(len(records), dtype=object)
+    split[:] = records
+    data = kplug.Data((split[:8], None), (split[8:], None), None, spec=kplug.DataSpec())
+    retrieved, report = retrieve_contexts(data, RetrievePassages(k=2), tokenizer)
+    assert report["passages"] == 12 and report["splits"]["validation"]["questions"] == 4
+    for before, after in zip(records, [*retrieved.train[0], *retrieved.validation[0]],
+                             strict=True):  # fmt: skip
+        passages = after.context.split(SEPARATOR)
+        assert len(passages) == 2 and passages[0] == before.context  # own passage first
+        ((text, start),) = after.answers
+        assert after.context[start : start + len(text)] == text == before.answers[0][0]
+        assert len(after.context_ids) == len(after.token_spans) > len(before.context)
+    assert report["splits"]["train"]["own_passage_retrieved"] == 1.0
