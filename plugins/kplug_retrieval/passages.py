@@ -20,7 +20,7 @@ class PassageIndex:
 
     Args:
         passages: the corpus, one string per passage.
-        dimension: SVD components kept (at most the number of passages and terms, less 1).
+        dimension: SVD components kept (at most the number of passages, and of terms less 1).
         seed: seed of the randomized SVD.
 
     Example:
@@ -38,7 +38,9 @@ class PassageIndex:
         self.passages = list(passages)
         self.vectorizer = TfidfVectorizer(sublinear_tf=True)
         tfidf = self.vectorizer.fit_transform(self.passages)
-        components = min(dimension, tfidf.shape[0] - 1, tfidf.shape[1] - 1)
+        # As many components as passages span the passages' space exactly (a small corpus
+        # loses nothing); scikit-learn wants fewer than the terms.
+        components = min(dimension, tfidf.shape[0], tfidf.shape[1] - 1)
         self.svd = TruncatedSVD(max(1, components), random_state=seed)
         vectors = self._normalized(self.svd.fit_transform(tfidf))
         self.index = faiss.IndexFlatIP(vectors.shape[1])

@@ -224,7 +224,8 @@ def test_question_answering_refuses_data_that_is_not_qa_records(tmp_path, capsys
 def named_records(n: int) -> list[dict]:
     """'which colour is the <name> ?' over '<colour> is the colour of the <name> .', each
     name in one context only: its question retrieves that context first."""
-    names = [f"{a}{b}" for a in ("zor", "quim", "blax", "trun") for b in ("ab", "el", "ix")]
+    names = [f"{a}{b}" for a in ("zor", "quim", "blax", "trun", "vesk", "dorp")
+             for b in ("ab", "el", "ix", "om", "uv", "yt", "ep", "oz")]  # fmt: skip
     rng = np.random.default_rng(1)
     return [{"id": str(i), "context": f"{rng.choice(COLOURS)} is the colour of the {name} .",
              "question": f"which colour is the {name} ?"}
@@ -254,3 +255,29 @@ def test_retrieved_passages_replace_the_context_and_carry_the_answer():
         assert after.context[start : start + len(text)] == text == before.answers[0][0]
         assert len(after.context_ids) == len(after.token_spans) > len(before.context)
     assert report["splits"]["train"]["own_passage_retrieved"] == 1.0
+
+
+def test_an_open_book_run_answers_from_retrieved_passages(tmp_path):
+    rows = named_records(48)
+    for row in rows:
+        row["answers"] = [{"text": row["context"].split()[0], "answer_start": 0}]
+    path = write_jsonl(tmp_path / "named.jsonl", rows)
+    recipe = {
+        "data": {"name": "qa_files", "path": str(path), "batch_size": 8,
+                 "validation_fraction": 0.2, "test_fraction": 0.2,
+                 "tokenizer": {"name": "wordpiece", "vocab_size": 60}},
+        "model": TINY,
+        "objective": {"name": "question_answering", "sequence_length": 48,
+                      "max_question_tokens": 12, "retrieve_passages": {"k": 2}},
+        "optimizer": {"name": "adam", "learning_rate": 1.0e-2},
+        "train": {"epochs": 1, "verbose": 0},
+    }  # fmt: skip
+    result = testing.smoke_run(recipe, tmp_path / "runs", smoke=False)
+    metrics = json.loads((result.directory / "metrics.json").read_text())
+    retrieval = metrics["retrieve_passages"]
+    assert retrieval["passages"] == 48 and retrieval["k"] == 2
+    test = retrieval["splits"]["test"]
+    assert test["own_passage_retrieved"] == test["answer_in_passages"] == 1.0
+    assert metrics["question_answering"]["test"]["questions"] == test["questions"]
+    predictions = json.loads((result.directory / "predictions_test.json").read_text())
+    assert len(predictions) == test["questions"] > 0
