@@ -22,13 +22,15 @@ from kplug import splits as split_tools
 from kplug.context import RunContext
 from kplug.errors import DataError, RunError
 from kplug.inference import finished_run, read_inference
-from kplug.recipe import Recipe, load_recipe
+from kplug.recipe import Recipe
 
 log = logging.getLogger("kplug")
 SPLITS = ("train", "validation", "test")
 
 
 def run_recipe(run_dir: Path, overrides: list[str] = ()) -> Recipe:
+    from kplug.stages import load_recipe
+
     return load_recipe(run_dir / "recipe.resolved.yaml", list(overrides))
 
 

@@ -253,7 +253,7 @@ def smoke_recipe(recipe: Recipe) -> Recipe:
         "~train.early_stopping" if "early_stopping" in recipe.raw.get("train", {}) else "",
     ]
     # The same recipe, shortened by kplug: plugins saw it in `recipe_loaded` already.
-    return recipe.with_overrides([o for o in overrides if o], notify_plugins=False)
+    return recipe.with_overrides([o for o in overrides if o])
 
 
 # ---------------------------------------------------------------------------------------
