@@ -129,7 +129,7 @@ class RunContext:
 
     def steps_per_epoch(self) -> int | None:
         """Batches in one epoch, when the train split's size is known."""
-        from kplug.splits import count
+        from kplug.data.splits import count
 
         if self.recipe.train.steps_per_epoch:
             return self.recipe.train.steps_per_epoch

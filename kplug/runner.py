@@ -22,8 +22,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from kplug import splits
 from kplug.context import RunContext
+from kplug.data import splits
 from kplug.errors import KplugError, RunInterrupted
 from kplug.recipe import Recipe
 from kplug.registry import Registry
@@ -235,7 +235,7 @@ def write_inference(ctx: RunContext, data_spec: Any) -> None:
 
 def write_report(ctx: RunContext, metrics: dict[str, Any]) -> None:
     """curves.png and report.md; a failure is logged, never fails the finished run."""
-    from kplug.run_report import write_run_report
+    from kplug.training.report import write_run_report
 
     try:
         write_run_report(ctx, metrics)

@@ -8,9 +8,9 @@ import os
 import sys
 from typing import Any
 
-from kplug import splits
 from kplug.components import Data
 from kplug.context import RunContext
+from kplug.data import splits
 from kplug.errors import DataError, RunError
 from kplug.recipe import Recipe
 from kplug.registry import Registry

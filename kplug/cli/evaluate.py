@@ -39,7 +39,7 @@ def add_to(subparsers) -> None:
 def handle(args: argparse.Namespace) -> int:
     import sys
 
-    from kplug.prediction import evaluate
+    from kplug.inference.prediction import evaluate
 
     record, path = evaluate(
         args.run_dir, args.overrides, split=args.split, trust_model=args.trust_model, argv=sys.argv

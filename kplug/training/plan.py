@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kplug import splits
+from kplug.data import splits
 from kplug.recipe import Recipe
 from kplug.registry import Registry
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from kplug import splits as split_tools
 from kplug.context import RunContext
+from kplug.data import splits as split_tools
 from kplug.errors import DataError, RunError
 from kplug.inference import finished_run, read_inference
 from kplug.recipe import Recipe
