@@ -193,9 +193,10 @@ def text_pipeline(model: Any, ctx: kplug.RunContext) -> TextPipeline:
             "model's outputs out) instead"
         )
     names = {tensor.name.split(":")[0] for tensor in model.inputs}
-    encoder = ENCODER_INPUTS <= names
+    encoder = ENCODER_INPUTS.issubset(names)
     tokenizer = spec.extras.get("tokenizer")
-    length = int(model.inputs[0].shape[1]) if encoder else None
+    # The objective's adapted spec holds the packed length (the model takes any length).
+    length = int(ctx.spec.input_shape[0]) if encoder else None
     special = getattr(tokenizer, "special_ids", {})
     return TextPipeline(
         cleaners=graph_cleaners(ctx),
@@ -277,4 +278,3 @@ def check_before_training(run: kplug.RunContext) -> None:
                 "method); the shipped char, byte, bpe, wordpiece, pretrained_wordpiece and "
                 "sentencepiece tokenizers have one"
             )
-

@@ -3,13 +3,15 @@ to the same token ids as the Python tokenizer, so a SavedModel can take raw text
 
 Each twin is a `tf.Module` (a trackable that holds its lookup tables), called on a 1-D
 `tf.string` tensor and returning a `tf.RaggedTensor` of int32 ids. A tokenizer offers
-its twin through `in_graph()`; a tokenizer without that method has none. The keras-hub and tf-text ops inside some twins
-need `import tensorflow_text` in the process that loads the SavedModel.
+its twin through `in_graph()`; a tokenizer without that method has none. The keras-hub
+and tf-text ops inside some twins need `import tensorflow_text` in the process that
+loads the SavedModel.
 """
 
 from __future__ import annotations
 
 import json
+
 import tensorflow as tf
 
 
