@@ -224,7 +224,8 @@ class TFLiteExporter(MeasuredExporter):
         if select:
             log.info("export tflite %s: with Select TF ops (needs the Flex delegate)",
                      config.mode)  # fmt: skip
-        name = f"model.{config.mode}{'.sparse' if sparse else ''}.tflite"
+        # `.flex`: the file needs the Flex delegate, and two exports of one mode differ.
+        name = f"model.{config.mode}{'.sparse' if sparse else ''}{'.flex' if select else ''}.tflite"
         return ctx.directory.write_bytes(name, flatbuffer)
 
     def _convert(self, model: Any, ctx: kplug.RunContext, *, sparse: bool,

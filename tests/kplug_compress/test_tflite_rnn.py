@@ -5,13 +5,14 @@ needs the Flex delegate, and the row says so."""
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 
 from kplug import testing
 
 
-def test_an_lstm_classifier_exports_to_tflite_unrolled_or_with_select_tf_ops(tmp_path):
+def test_an_lstm_exports_to_tflite_unrolled_or_with_select_tf_ops(tmp_path, monkeypatch):
     import keras
     from kplug_compress.measure import TFLiteRunner
 
@@ -32,8 +33,14 @@ def test_an_lstm_classifier_exports_to_tflite_unrolled_or_with_select_tf_ops(tmp
     x = np.random.default_rng(0).integers(1, 8, (3, length)).astype(np.int32)
     x[:, length // 2 :] = 0  # padding, masked by the embedding
     model = keras.saving.load_model(directory / "model.keras", compile=False)
-    np.testing.assert_allclose(TFLiteRunner(unrolled)(x), model.predict(x, verbose=0), atol=1e-5)
-    assert b"FlexTensorListReserve" in (directory / "model.dynamic.tflite").read_bytes()
+    litert = TFLiteRunner(unrolled)
+    assert type(litert.interpreter).__module__.startswith("ai_edge_litert")
+    np.testing.assert_allclose(litert(x), model.predict(x, verbose=0), atol=1e-5)
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)  # not installed
+    fallback = TFLiteRunner(unrolled)
+    assert type(fallback.interpreter).__module__.startswith("tensorflow")
+    np.testing.assert_array_equal(fallback(x), litert(x))
+    assert b"FlexTensorListReserve" in (directory / "model.dynamic.flex.tflite").read_bytes()
     rows = {r["stage"]: r for r in json.loads((directory / "compression.json").read_text())["rows"]}
     assert rows["export tflite none"]["test"]["accuracy"] == rows["baseline"]["test"]["accuracy"]
     assert "Flex delegate" in rows["export tflite dynamic"]["note"]
