@@ -151,7 +151,10 @@ def unrolled(model: Any, ctx: kplug.RunContext) -> Any:
     TensorList ops, which need the Flex delegate; unrolled, it is builtin ops."""
     if is_tf_keras_model(model):
         return model
-    config = model.get_config()
+    try:
+        config = model.get_config()
+    except NotImplementedError:  # a subclassed model: it is converted as it is
+        return model
     length = (ctx.spec.input_shape or (None,))[0]
     if not isinstance(length, int) or not _unroll(config, length):
         return model
