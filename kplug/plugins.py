@@ -192,14 +192,16 @@ def registry() -> Registry:
 def component_kinds(pm: pluggy.PluginManager) -> dict[str, str]:
     """Registration hook name -> component kind: the core's, then those plugins declare."""
     kinds = dict(KINDS)
-    for declared in _each_result(pm, "component_kinds"):
+    for declared in each_result(pm, "component_kinds"):
         kinds.update({hook: kind for hook, kind in declared.items() if hasattr(pm.hook, hook)})
     return kinds
 
 
-def _each_result(pm: pluggy.PluginManager, hook_name: str) -> list[Any]:
+def each_result(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> list[Any]:
+    """Every plugin's non-None result of `hook_name`; one that raises is reported by name
+    (a warning, its traceback under --debug) and left out."""
     results = []
-    for plugin, outcome in call_each(pm, hook_name):
+    for plugin, outcome in call_each(pm, hook_name, **kwargs):
         if isinstance(outcome, BaseException):
             report_failure(plugin, f"{hook_name} raised {_one_line(outcome)}",
                             "".join(traceback.format_exception(outcome)))  # fmt: skip

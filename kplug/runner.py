@@ -220,8 +220,14 @@ def _pipeline(ctx: RunContext, hook: Any, timings: dict[str, float]) -> dict[str
 
 def write_inference(ctx: RunContext, data_spec: Any) -> None:
     from kplug.inference import FILE, inference_metadata
+    from kplug.plugins import each_result, plugin_manager
 
-    meta = inference_metadata(ctx.recipe, data_spec, ctx.data.spec, ctx.model, ctx.directory.path)
+    meta = inference_metadata(ctx.recipe, data_spec, ctx.data.spec, ctx.model)
+    fields = each_result(
+        plugin_manager(), "inference_fields", run=ctx, directory=ctx.directory.path
+    )
+    for extra in fields:
+        meta.update({key: value for key, value in extra.items() if key not in meta})
     ctx.directory.write_json(FILE, meta)
 
 
@@ -253,7 +259,7 @@ def smoke_recipe(recipe: Recipe) -> Recipe:
         "~train.early_stopping" if "early_stopping" in recipe.raw.get("train", {}) else "",
     ]
     # The same recipe, shortened by kplug: plugins saw it in `recipe_loaded` already.
-    return recipe.with_overrides([o for o in overrides if o], notify_plugins=False)
+    return recipe.with_overrides([o for o in overrides if o])
 
 
 # ---------------------------------------------------------------------------------------

@@ -59,20 +59,10 @@ def plugin_names_in(source: str) -> list[tuple[int, str]]:
             for match in PATTERN.finditer(text)]  # fmt: skip
 
 
-# Known leftovers, merged from issue 17 (predict/evaluate, inference.json) after this check
-# was written: a text run's saved tokenizer and keras-hub model classes. They belong
-# behind a plugin hook (the text plugin adding its part of inference.json); until then
-# they are listed here so that no new name slips in.
-KNOWN_LEFTOVERS = {
-    "kplug/inference.py": {"tokenizer", "keras_hub"},
-    "kplug/prediction.py": {"tokenizer"},
-    "kplug/cli/evaluate.py": {"tokenizer"},
-    # plan's memory estimate (issue 17) reads the tokenizer's vocab_size and keras-hub's
-    # measured baseline; both belong in the plugins' `estimate` facts (issue 15, open).
-    "kplug/plan.py": {"tokenizer", "keras_hub", "keras-hub"},
-    # the TensorFlow family, to tell "TensorFlow is missing" from other import errors
-    "kplug/backends.py": {"tensorflow_model_optimization"},
-}
+# Known leftovers allowed by file: none. (The last ones, a text run's tokenizer in
+# inference.json and evaluate's pins, keras-hub's baseline and the tokenizer's vocabulary
+# in plan, went to the plugins' `inference_fields`, `evaluation_overrides` and `estimate`.)
+KNOWN_LEFTOVERS: dict[str, set[str]] = {}
 
 
 def test_the_core_names_no_plugin():

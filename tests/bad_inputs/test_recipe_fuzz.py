@@ -136,7 +136,7 @@ def loads_or_refuses(path: Path, overrides=()) -> Recipe | None:
     # What `kplug run` does first with a valid recipe: write it out, resolved.
     text = recipe.to_yaml()
     text.encode("utf-8")
-    again = Recipe.from_dict(yaml.safe_load(text), source="resolved")
+    again = Recipe.from_dict(yaml.safe_load(text), source="resolved", registry=recipe.registry)
     assert again.resolved() == recipe.resolved()
     return recipe
 
