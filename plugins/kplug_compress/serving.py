@@ -24,7 +24,7 @@ from kplug_compress.exporters import MeasuredExporter
 
 FOLDER = "saved_model_with_preprocessing"
 ENCODER_INPUTS = {"token_ids", "segment_ids", "padding_mask"}
-TEXT_FORMS = ("padded", "pairs", "strings")
+TEXT_FORMS = ("padded", "pairs")
 
 
 @dataclass
@@ -33,9 +33,8 @@ class TextPipeline:
 
     Args:
         cleaners: the in-graph cleaning steps, in the recipe's order.
-        tokenizer: the tokenizer's twin (strings -> ragged int32 ids), or None when the
-            model takes strings itself.
-        text_form: the dataset's form (`padded`, `pairs` or `strings`).
+        tokenizer: the tokenizer's twin (strings -> ragged int32 ids).
+        text_form: the dataset's form (`padded` or `pairs`).
         data_length: tokens each side keeps on the dataset's side (its padding length,
             or `sequence_length` of pairs), or None.
         encoder: pack `[CLS] A [SEP] (B [SEP])` into token_ids/segment_ids/padding_mask.
@@ -107,11 +106,8 @@ def serve(model: Any, pipeline: TextPipeline, texts: Any, pairs: Any = None) -> 
     import tensorflow as tf
 
     sides = [texts] if pairs is None else [texts, pairs]
-    if pipeline.tokenizer is None:
-        inputs = clean(pipeline, texts)
-    else:
-        ids = [tokens(pipeline, side) for side in sides]
-        inputs = encoder_inputs(pipeline, ids) if pipeline.encoder else padded(pipeline, ids[0])
+    ids = [tokens(pipeline, side) for side in sides]
+    inputs = encoder_inputs(pipeline, ids) if pipeline.encoder else padded(pipeline, ids[0])
     scores = tf.cast(model(inputs, training=False), tf.float32)
     probabilities = tf.nn.softmax(scores, axis=-1) if pipeline.softmax else scores
     names = tf.constant(pipeline.class_names)
@@ -184,7 +180,8 @@ def text_pipeline(model: Any, ctx: kplug.RunContext) -> TextPipeline:
         raise refusal(
             f"dataset {ctx.recipe.data.name!r} gives "
             f"{'no text' if form is None else f'text of form {form!r}'}; this exporter "
-            "serves text classifiers (one text, or a sentence pair, per example)"
+            "serves classifiers of tokenized text (data.tokenizer), one text or a sentence "
+            "pair per example"
         )
     if not spec.class_names:
         raise refusal(
@@ -200,7 +197,7 @@ def text_pipeline(model: Any, ctx: kplug.RunContext) -> TextPipeline:
     special = getattr(tokenizer, "special_ids", {})
     return TextPipeline(
         cleaners=graph_cleaners(ctx),
-        tokenizer=None if form == "strings" else graph_tokenizer(tokenizer, ctx),
+        tokenizer=graph_tokenizer(tokenizer, ctx),
         text_form=form,
         data_length=data_length(spec, form, ctx),
         encoder=encoder,
@@ -227,7 +224,7 @@ def graph_cleaners(ctx: kplug.RunContext) -> list[Any]:
             "parses with lxml or trafilatura, normalize_unicode with fix_mojibake repairs "
             "with ftfy, remove_characters and collapse_whitespace use Python's Unicode "
             "tables: all Python only). Drop them from data.clean (or set normalize_unicode's "
-            "fix_mojibake: false) and train again, or serve with `kplug predict`"
+            "fix_mojibake: false), or serve with `kplug predict`"
         )
     return out
 
@@ -267,14 +264,18 @@ def refusal(reason: str) -> kplug.KplugError:
 
 
 def check_before_training(run: kplug.RunContext) -> None:
-    """Refuse cleaning steps and tokenizers without a twin before anything trains."""
-    graph_cleaners(run)
+    """Refuse data without a tokenizer, and cleaning steps and tokenizers without a twin,
+    before anything trains."""
     entry = getattr(run.recipe.data.config, "tokenizer", None)
-    if entry:
-        factory = run.registry.get("tokenizer", entry["name"]).factory
-        if not hasattr(factory, "in_graph"):
-            raise refusal(
-                f"tokenizer {entry['name']!r} has no TensorFlow twin (an `in_graph()` "
-                "method); the shipped char, byte, bpe, wordpiece, pretrained_wordpiece and "
-                "sentencepiece tokenizers have one"
-            )
+    if not entry:
+        raise refusal(
+            f"dataset {run.recipe.data.name!r} has no data.tokenizer; this exporter serves "
+            "classifiers of tokenized text (e.g. data.tokenizer: {name: wordpiece})"
+        )
+    graph_cleaners(run)
+    if not hasattr(run.registry.get("tokenizer", entry["name"]).factory, "in_graph"):
+        raise refusal(
+            f"tokenizer {entry['name']!r} has no TensorFlow twin (an `in_graph()` method); "
+            "the shipped char, byte, bpe, wordpiece, pretrained_wordpiece and sentencepiece "
+            "tokenizers have one"
+        )

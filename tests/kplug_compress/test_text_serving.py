@@ -150,18 +150,27 @@ def test_in_graph_tokenizers_give_the_python_tokenizers_ids(entry):
     assert twin(tf.constant(TRICKY)).to_list() == tokenizer.encode_batch(TRICKY)
 
 
-def test_preprocessing_without_a_twin_is_refused_before_training(tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        ({"tokenizer": {"name": "char"}, "clean": [{"name": "strip_html"}]}, "strip_html"),
+        ({}, "no data.tokenizer"),
+    ],  # fmt: skip
+    ids=["python-only-cleaner", "no-tokenizer"],
+)
+def test_what_cannot_be_in_the_graph_is_refused_before_training(data, fragment, tmp_path,
+                                                                capsys):  # fmt: skip
     path = write_csv(tmp_path / "reviews.csv", ["text", "label"], REVIEWS * 4)
     recipe = tmp_path / "r.yaml"
     recipe.write_text(json.dumps({
-        "name": "html", "data": {"name": "text_files", "path": path, "label_column": "label",
-                                 "tokenizer": {"name": "char"}, "clean": [{"name": "strip_html"}]},
+        "name": "refused", "data": {"name": "text_files", "path": path, "label_column": "label",
+                                    **data},
         "model": {"name": "rnn", "units": 4}, "objective": {"name": "classification"},
         "export": EXPORT,
     }))  # fmt: skip
     code = main(["run", str(recipe), "--runs-dir", str(tmp_path / "runs")])
     err = capsys.readouterr().err
     assert code == 2, err
-    assert "strip_html" in err and "saved_model_with_preprocessing" in err
+    assert fragment in err and "saved_model_with_preprocessing" in err
     assert "Traceback" not in err
     assert not list((tmp_path / "runs").rglob("model.keras"))
