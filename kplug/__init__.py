@@ -24,14 +24,12 @@ from typing import Any
 import pluggy
 
 from kplug.components import (
-    Cleaner,
     Compressor,
     Data,
     DataSpec,
     Exporter,
     Objective,
     Strategy,
-    Tokenizer,
 )
 from kplug.config import Config, EmptyConfig, component_list, component_ref
 from kplug.context import RunContext
@@ -75,7 +73,7 @@ _LAZY = {
     "is_array_split": ("kplug.splits", "is_arrays"),
     "latest_completed_run": ("kplug.rundir", "latest_completed_run"),
     "load_recipe": ("kplug.stages", "load_recipe"),
-    "library_versions": ("kplug.plugins", "versions"),
+    "library_versions": ("kplug.runner", "versions"),
     "load_model": ("kplug.training.models", "load_model"),
     "mark_prepared": ("kplug.data_cache", "mark_complete"),
     "loaded_registry": ("kplug.plugins", "registry"),
@@ -159,7 +157,6 @@ def run(recipe: Recipe | str, overrides: list[str] | tuple[str, ...] = (), **kwa
 
 __all__ = [
     "API_VERSION",
-    "Cleaner",
     "Compressor",
     "Config",
     "Data",
@@ -177,7 +174,6 @@ __all__ = [
     "RunError",
     "RunInterrupted",
     "Strategy",
-    "Tokenizer",
     "TrainingDivergedError",
     "component_list",
     "component_ref",

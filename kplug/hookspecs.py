@@ -130,14 +130,6 @@ def register_compressors(register: Register) -> None:
 
 
 @hookspec
-def register_tuners(register: Register) -> None:
-    """Register hyperparameter tuners (the recipe's ``search: {tuner: NAME}``).
-
-    The factory returns an object with ``search(ctx)``, run by ``kplug tune``.
-    """
-
-
-@hookspec
 def register_callbacks(register: Register) -> None:
     """Register training callbacks (the recipe's ``callbacks:`` list).
 

@@ -15,8 +15,10 @@ import contextlib
 import logging
 import os
 import platform
+import re
 import time
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -268,7 +270,7 @@ def smoke_recipe(recipe: Recipe) -> Recipe:
 
 
 def _manifest_start(ctx: RunContext) -> dict[str, Any]:
-    from kplug.plugins import plugins, versions
+    from kplug.plugins import plugins
 
     return {
         "name": ctx.recipe.name,
@@ -316,3 +318,28 @@ def _loaded_registry() -> Registry:
     from kplug.plugins import registry
 
     return registry()
+
+
+def versions() -> dict[str, str]:
+    """Versions for a run's manifest, without importing anything: Python, Keras and its
+    backends, and each loaded plugin's distribution with the distributions it requires
+    (a plugin brings its own libraries; the core names none of them)."""
+    from kplug.plugins import plugins
+
+    out = {"python": platform.python_version()}
+    names = ["kplug", "keras", "numpy", "tensorflow", "jax"]
+    for info in plugins():
+        if not info.error and info.distribution not in ("(registered)", "?"):
+            names.extend([info.distribution, *_requirements(info.distribution)])
+    for name in dict.fromkeys(names):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            out[name] = metadata.version(name)
+    return out
+
+
+def _requirements(distribution: str) -> list[str]:
+    """The distributions `distribution` requires, its extras' included (kplug's own
+    TensorFlow stack is an extra); `versions` keeps those that are installed."""
+    names = [re.match(r"[A-Za-z0-9._-]*", text).group().lower()
+             for text in metadata.requires(distribution) or []]  # fmt: skip
+    return [name for name in names if name]

@@ -15,8 +15,9 @@ PLUGIN_PACKAGES = sorted(
 )
 PLUGIN_NAMES = [
     *PLUGIN_PACKAGES,
-    "layout_rules", "register_cleaners", "register_tokenizers",  # hooks plugins declare
-    "cleaner", "tokenizer",  # the text plugin's component kinds
+    "layout_rules", "register_cleaners", "register_tokenizers", "register_tuners",  # hooks
+    "cleaner", "tokenizer", "tuner",  # component kinds plugins declare
+    "Cleaner", "Tokenizer",  # the text plugin's base classes
     "search",  # the tuner plugin's recipe section
     "kplug launch", "kplug tune", "kplug generate", "kplug sample",  # plugins' commands
     "keras-hub", "keras_hub", "keras-tuner", "keras_tuner",  # libraries of plugins

@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 
 import kplug
+from kplug_text.components import Tokenizer
 from kplug_text.vocabulary import TokenizerConfig, check_vocabulary_size
 
 BYTES = 256
@@ -27,7 +28,7 @@ class BpeConfig(TokenizerConfig):
         return self
 
 
-class BpeTokenizer(kplug.Tokenizer):
+class BpeTokenizer(Tokenizer):
     """Byte-level BPE; `decode(encode(text)) == text` (lowercased if `lowercase`)."""
 
     def __init__(self, config: BpeConfig, ctx: kplug.RunContext | None = None):

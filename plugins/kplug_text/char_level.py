@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import Field
 
 import kplug
+from kplug_text.components import Tokenizer
 from kplug_text.vocabulary import TokenizerConfig, check_vocabulary_size
 
 
@@ -21,7 +22,7 @@ class CharTokenizerConfig(TokenizerConfig):
     )
 
 
-class CharTokenizer(kplug.Tokenizer):
+class CharTokenizer(Tokenizer):
     """One token per Unicode character; unseen characters become the unknown token."""
 
     def __init__(self, config: CharTokenizerConfig, ctx: kplug.RunContext | None = None):
@@ -89,7 +90,7 @@ class ByteTokenizerConfig(kplug.Config):
     lowercase: bool = Field(False, description="lowercase text before tokenizing")
 
 
-class ByteTokenizer(kplug.Tokenizer):
+class ByteTokenizer(Tokenizer):
     """One token per UTF-8 byte (ids 3..258) after padding 0, unknown 1 (unused) and end 2:
     any text round-trips exactly, nothing to train."""
 

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, PositiveInt
 
 import kplug
+from kplug_text.components import Cleaner
 
 WORD = re.compile(r"\w+")
 
@@ -19,7 +20,7 @@ class ExactDedupConfig(kplug.Config):
     )
 
 
-class ExactDedup(kplug.Cleaner):
+class ExactDedup(Cleaner):
     """Keeps the first of documents with the same (normalized) text, by SHA-1 hash."""
 
     def __init__(self, config: ExactDedupConfig, ctx: kplug.RunContext | None = None):
@@ -71,7 +72,7 @@ class MinhashDedupConfig(kplug.Config):
     seed: int = Field(1, description="seed of the MinHash permutations")
 
 
-class MinhashDedup(kplug.Cleaner):
+class MinhashDedup(Cleaner):
     """Near-duplicate removal: MinHash signatures of each document's shingles, indexed in a
     MinHash LSH; a document whose signature matches an earlier kept one above `threshold`
     (estimated Jaccard similarity) is removed, the first one is kept."""

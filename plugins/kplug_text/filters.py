@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field, NonNegativeInt, PositiveInt
 
 import kplug
+from kplug_text.components import Cleaner
 
 
 class LengthFilterConfig(kplug.Config):
@@ -14,7 +15,7 @@ class LengthFilterConfig(kplug.Config):
     max_words: PositiveInt | None = Field(None, description="drop documents with more words")
 
 
-class LengthFilter(kplug.Cleaner):
+class LengthFilter(Cleaner):
     """Drops documents outside a range of characters and words."""
 
     def __init__(self, config: LengthFilterConfig, ctx: kplug.RunContext | None = None):
@@ -49,7 +50,7 @@ class QualityFilterConfig(kplug.Config):
     )  # fmt: skip
 
 
-class QualityFilter(kplug.Cleaner):
+class QualityFilter(Cleaner):
     """Drops low-quality documents: mostly symbols or digits, or many repeated lines
     (navigation menus, boilerplate, spam)."""
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import kplug
+from kplug_text.components import Tokenizer
 
 METADATA = "kplug_tokenizer.json"
 FOLDER = "tokenizer"
@@ -36,7 +37,7 @@ def train_tokenizer(entry: dict[str, Any], texts: list[str], ctx: kplug.RunConte
     return tokenizer
 
 
-def save_tokenizer(tokenizer: kplug.Tokenizer, entry: dict[str, Any], folder: Path) -> Path:
+def save_tokenizer(tokenizer: Tokenizer, entry: dict[str, Any], folder: Path) -> Path:
     """Write the tokenizer's vocabulary and metadata into `folder` (created)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -47,7 +48,7 @@ def save_tokenizer(tokenizer: kplug.Tokenizer, entry: dict[str, Any], folder: Pa
     return folder
 
 
-def load_tokenizer(folder: str | Path, registry: Any = None) -> kplug.Tokenizer:
+def load_tokenizer(folder: str | Path, registry: Any = None) -> Tokenizer:
     """The tokenizer saved in `folder` (a run directory or its `tokenizer/` folder)."""
     folder = Path(folder)
     if (folder / FOLDER / METADATA).is_file():

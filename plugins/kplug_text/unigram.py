@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import Field
 
 import kplug
+from kplug_text.components import Tokenizer
 from kplug_text.vocabulary import TokenizerConfig
 
 TOO_HIGH = re.compile(r"value <= (\d+)")
@@ -26,7 +27,7 @@ class SentencePieceConfig(TokenizerConfig):
     end_token: str = "</s>"
 
 
-class SentencePieceTokenizer(kplug.Tokenizer):
+class SentencePieceTokenizer(Tokenizer):
     """SentencePiece; `decode(encode(text))` is the text after its NFKC normalization,
     where runs of whitespace (line breaks included) become one space."""
 

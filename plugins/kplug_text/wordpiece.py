@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import Field
 
 import kplug
+from kplug_text.components import Tokenizer
 from kplug_text.vocabulary import TokenizerConfig, check_vocabulary_size
 
 # The learner searches a count threshold and accepts a vocabulary within 5% of the target
@@ -24,7 +25,7 @@ class WordPieceConfig(TokenizerConfig):
     extra_tokens: list[str] = ["[CLS]", "[MASK]"]
 
 
-class WordPieceTokenizer(kplug.Tokenizer):
+class WordPieceTokenizer(Tokenizer):
     """WordPiece on words split at whitespace and punctuation; `decode(encode(text))` is
     those words joined by single spaces (lowercased if `lowercase`)."""
 
