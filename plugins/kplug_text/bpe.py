@@ -83,6 +83,13 @@ class BpeTokenizer(Tokenizer):
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=True)
 
+    def in_graph(self):
+        """The TensorFlow twin of `encode_batch` (see graph_tokenizers.py)."""
+        from kplug_text.graph_tokenizers import byte_pair_ids
+
+        c = self.config
+        return byte_pair_ids(self.tokenizer.to_str(), c.lowercase, c.special_tokens())
+
     def save(self, directory: Path) -> Path:
         path = Path(directory) / "bpe.json"
         self.tokenizer.save(str(path))

@@ -64,6 +64,12 @@ class CharTokenizer(Tokenizer):
             for i in map(int, ids)
         )
 
+    def in_graph(self):
+        """The TensorFlow twin of `encode_batch` (see graph_tokenizers.py)."""
+        from kplug_text.graph_tokenizers import CharacterIds
+
+        return CharacterIds(self.tokens, self.special_ids["unk"], self.config.lowercase)
+
     def save(self, directory: Path) -> Path:
         path = Path(directory) / "characters.json"
         path.write_text(json.dumps(self.tokens, ensure_ascii=False), encoding="utf-8")
@@ -107,6 +113,12 @@ class ByteTokenizer(Tokenizer):
     def decode(self, ids: list[int]) -> str:
         data = bytes(i - self.SPECIALS for i in map(int, ids) if i >= self.SPECIALS)
         return data.decode("utf-8", errors="replace")
+
+    def in_graph(self):
+        """The TensorFlow twin of `encode_batch` (see graph_tokenizers.py)."""
+        from kplug_text.graph_tokenizers import ByteIds
+
+        return ByteIds(self.SPECIALS, self.config.lowercase)
 
     def save(self, directory: Path) -> Path:
         path = Path(directory) / "bytes.json"

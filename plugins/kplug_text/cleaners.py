@@ -84,6 +84,16 @@ class NormalizeUnicode(Cleaner):
     def __init__(self, config: NormalizeUnicodeConfig, ctx: kplug.RunContext | None = None):
         self.config = config
 
+    def in_graph(self):
+        """The TensorFlow twin (tf-text's `normalize_utf8`), without ftfy's repairs,
+        which are Python only."""
+        if self.config.fix_mojibake:
+            return None
+        import tensorflow_text
+
+        form = self.config.form
+        return lambda texts: tensorflow_text.normalize_utf8(texts, form)
+
     def clean(self, texts: list[str]) -> list[str | None]:
         if not self.config.fix_mojibake:
             return [unicodedata.normalize(self.config.form, text) for text in texts]

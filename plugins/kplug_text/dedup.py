@@ -26,6 +26,10 @@ class ExactDedup(Cleaner):
     def __init__(self, config: ExactDedupConfig, ctx: kplug.RunContext | None = None):
         self.config = config
 
+    def in_graph(self):
+        """At prediction a filter's verdict on one input is ignored: it is kept as is."""
+        return unchanged
+
     def clean(self, texts: list[str]) -> list[str | None]:
         return drop_repeats(texts, self.keys(texts), self.index())
 
@@ -75,6 +79,10 @@ class MinhashDedup(Cleaner):
 
     def __init__(self, config: MinhashDedupConfig, ctx: kplug.RunContext | None = None):
         self.config = config
+
+    def in_graph(self):
+        """At prediction a filter's verdict on one input is ignored: it is kept as is."""
+        return unchanged
 
     def clean(self, texts: list[str]) -> list[str | None]:
         return drop_repeats(texts, self.keys(texts), self.index())
@@ -128,3 +136,8 @@ def drop_repeats(texts: list[str], keys: list, index) -> list[str | None]:
     """Each text, or None when `index` saw its key before (the first one is kept)."""
     return [None if index.seen_before(i, key) else text
             for i, (text, key) in enumerate(zip(texts, keys, strict=True))]  # fmt: skip
+
+
+def unchanged(texts):
+    """The in-graph twin of a filter (see `in_graph`)."""
+    return texts

@@ -21,6 +21,10 @@ class LengthFilter(Cleaner):
     def __init__(self, config: LengthFilterConfig, ctx: kplug.RunContext | None = None):
         self.config = config
 
+    def in_graph(self):
+        """At prediction a filter's verdict on one input is ignored: it is kept as is."""
+        return unchanged
+
     def clean(self, texts: list[str]) -> list[str | None]:
         return [text if self._keeps(text) else None for text in texts]
 
@@ -53,6 +57,10 @@ class QualityFilter(Cleaner):
     def __init__(self, config: QualityFilterConfig, ctx: kplug.RunContext | None = None):
         self.config = config
 
+    def in_graph(self):
+        """At prediction a filter's verdict on one input is ignored: it is kept as is."""
+        return unchanged
+
     def clean(self, texts: list[str]) -> list[str | None]:
         return [text if self._keeps(text) else None for text in texts]
 
@@ -73,3 +81,8 @@ def repeated_line_ratio(text: str) -> float:
     """Share of non-empty lines equal to an earlier line of the same document."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return 1 - len(set(lines)) / len(lines) if lines else 0.0
+
+
+def unchanged(texts):
+    """The in-graph twin of a filter (see `in_graph`)."""
+    return texts

@@ -92,6 +92,15 @@ class SentencePieceTokenizer(Tokenizer):
     def decode(self, ids: list[int]) -> str:
         return self.processor.decode([int(i) for i in ids])
 
+    def in_graph(self):
+        """The TensorFlow twin of `encode_batch`: keras-hub's `SentencePieceTokenizer`
+        (tf-text's SentencePiece op) with the same model proto."""
+        from keras_hub.tokenizers import SentencePieceTokenizer as KerasHubSentencePiece
+
+        from kplug_text.graph_tokenizers import KerasHubIds
+
+        return KerasHubIds(KerasHubSentencePiece(proto=self.model, dtype="int32"))
+
     def save(self, directory: Path) -> Path:
         path = Path(directory) / "sentencepiece.model"
         path.write_bytes(self.model)

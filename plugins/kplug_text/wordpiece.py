@@ -91,6 +91,12 @@ class WordPieceTokenizer(Tokenizer):
         text = self.tokenizer.detokenize([[int(i) for i in ids if int(i) not in specials]])[0]
         return text.numpy().decode("utf-8") if hasattr(text, "numpy") else text
 
+    def in_graph(self):
+        """The TensorFlow twin of `encode_batch`: its own keras-hub layer."""
+        from kplug_text.graph_tokenizers import KerasHubIds
+
+        return KerasHubIds(self.tokenizer)
+
     def save(self, directory: Path) -> Path:
         path = Path(directory) / "vocab.txt"
         path.write_text("".join(f"{token}\n" for token in self.vocabulary), encoding="utf-8")
