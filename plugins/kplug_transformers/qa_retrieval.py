@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from kplug_text.components import Tokenizer
 from pydantic import Field, PositiveInt
 
 import kplug
@@ -30,7 +31,7 @@ class RetrievePassages(kplug.Config):
 
 
 def retrieve_contexts(data: kplug.Data, options: RetrievePassages,
-                      tokenizer: kplug.Tokenizer) -> tuple[kplug.Data, dict[str, Any]]:  # fmt: skip
+                      tokenizer: Tokenizer) -> tuple[kplug.Data, dict[str, Any]]:  # fmt: skip
     """`data` with each record's context replaced by its retrieved passages (tokenized),
     and a report: per split, the share of questions whose own passage was retrieved and
     whose answer text is in the retrieved passages."""
