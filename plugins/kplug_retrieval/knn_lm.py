@@ -12,7 +12,9 @@ the token that follows. At evaluation the next-token distribution is
 with p_kNN a softmax over the `k` nearest keys' negative squared L2 distances divided by
 `temperature`, summed per value. metrics.json's `knn_lm` reports bits per token with and
 without retrieval on validation and test (the same positions), a few other lambdas, and
-the datastore's entries, build time and size.
+the datastore's entries, build time and size; with `tune`, the k, temperature and lambda
+of a grid chosen on validation and test's bits at that choice (each position's nearest
+keys are searched once, for the largest k, and re-weighted for every setting).
 
 Why an objective and not a step after training: the datastore's keys and values are made
 from the objective's own training windows and its model's output semantics, and its
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -167,14 +170,16 @@ class KnnLM(CausalLM):
         }
 
 
+@dataclass
 class Searched:
     """One split's LM probabilities of the targets and the targets' nearest keys
     (`Datastore.neighbours`), from which p_kNN follows for any k up to the searched one
     and any temperature."""
 
-    def __init__(self, p_lm: np.ndarray, distances: np.ndarray, hits: np.ndarray,
-                 seconds: float):  # fmt: skip
-        self.p_lm, self.distances, self.hits, self.seconds = p_lm, distances, hits, seconds
+    p_lm: np.ndarray
+    distances: np.ndarray
+    hits: np.ndarray
+    seconds: float
 
     def p_knn(self, k: int, temperature: float) -> np.ndarray:
         return knn_probability(self.distances[:, :k], self.hits[:, :k], temperature)

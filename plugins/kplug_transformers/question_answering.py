@@ -85,6 +85,7 @@ class QuestionAnswering(EncoderObjective):
     def adapt(self, data: kplug.Data, ctx: kplug.RunContext) -> kplug.Data:
         self.windows: dict[str, Windows] = {}
         self.records: dict[str, np.ndarray] = {}
+        self.check_text_form(data)
         # Scored against the given answers, whatever the retrieved contexts hold.
         self.gold = {name: {r.id: [text for text, _ in r.answers] for r in split[0]}
                      for name in SPLITS if (split := getattr(data, name)) is not None}  # fmt: skip
