@@ -248,19 +248,17 @@ def _vjp(function: Callable, inputs: tuple, cotangent: Any) -> tuple[Any, list]:
     """`function(*inputs)` and the gradients of `sum(cotangent * function(*inputs))` with
     respect to each input: the backend's own vector-Jacobian product."""
     backend = keras.backend.backend()
-    # In a compiled graph, rebuilding a block's inputs needs only the outputs and the
-    # weights, so the compiler may rebuild every block's inputs before differentiating
-    # the first, keeping them all alive at once (memory growing with depth): each block
-    # waits for the cotangent from the block above.
     if backend == "jax":
         import jax
 
-        inputs, cotangent = jax.lax.optimization_barrier((inputs, cotangent))
         outputs, pullback = jax.vjp(function, *inputs)
         return outputs, list(pullback(cotangent))
     if backend == "tensorflow":
         import tensorflow as tf
 
+        # In a graph, recomputing a block could otherwise run as soon as its inputs are
+        # rebuilt, before the blocks above it are differentiated, and keep every block's
+        # activations alive at once: wait for the cotangent.
         with tf.control_dependencies([cotangent]):
             inputs = [tf.identity(x) for x in inputs]
         with tf.GradientTape() as tape:
