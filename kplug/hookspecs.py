@@ -130,14 +130,6 @@ def register_compressors(register: Register) -> None:
 
 
 @hookspec
-def register_tuners(register: Register) -> None:
-    """Register hyperparameter tuners (the recipe's ``search: {tuner: NAME}``).
-
-    The factory returns an object with ``search(ctx)``, run by ``kplug tune``.
-    """
-
-
-@hookspec
 def register_callbacks(register: Register) -> None:
     """Register training callbacks (the recipe's ``callbacks:`` list).
 
@@ -219,6 +211,20 @@ def keras_objects() -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------
 # Using a trained model (`kplug predict`, `kplug evaluate`)
 # ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def inference_fields(run: RunContext, directory: Path) -> dict[str, Any] | None:
+    """Entries a plugin adds to the run's ``inference.json`` when the model is saved into
+    `directory` (the text plugin adds ``tokenizer``: its saved files). kplug's own keys
+    win over a plugin's; a plugin that raises is reported and its entries left out."""
+
+
+@hookspec
+def evaluation_overrides(recipe: Recipe, inference: dict[str, Any], run_dir: Path) -> list[str]:
+    """``key=value`` overrides that make `kplug predict` and `kplug evaluate` read new data
+    as the run read its training data (the text plugin pins the run's saved tokenizer
+    instead of training a new one). `recipe` is the run's resolved recipe."""
 
 
 @hookspec(firstresult=True)

@@ -13,8 +13,8 @@ import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any
 
-from kplug import splits
 from kplug.console import progress_verbosity
+from kplug.data import splits
 from kplug.training import phases
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ class Trainer:
                 )
             )
         if train.tensorboard:
-            from kplug.tracking import tensorboard_callbacks
+            from kplug.training.tracking import tensorboard_callbacks
 
             out.extend(tensorboard_callbacks(ctx))
         out.extend(ctx.build(section) for section in ctx.recipe.callbacks)
@@ -283,8 +283,8 @@ def preflight(ctx: RunContext, *, parameters: int | None) -> None:
     """Writable run directory with room for the checkpoints (`keep_checkpoints`, the one
     written before the oldest is removed and the last sane one), model.keras and each
     export; before data, then exact."""
-    from kplug.plan import OPTIMIZER_SLOTS
     from kplug.training.checkpoints import preflight as check
+    from kplug.training.plan import OPTIMIZER_SLOTS
 
     if not ctx.strategy.is_chief:
         return
@@ -297,7 +297,7 @@ def preflight(ctx: RunContext, *, parameters: int | None) -> None:
 
 def estimated_parameters(ctx: RunContext) -> int | None:
     """The architecture's parameter estimate (no data loaded), when it has one."""
-    from kplug.plan import plan
+    from kplug.training.plan import plan
 
     try:
         return plan(ctx.recipe, registry=ctx.registry).get("parameters")
