@@ -101,8 +101,8 @@ def test_split(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     """The run's test split as arrays, loaded and adapted as `kplug evaluate` does."""
     from kplug.context import RunContext
     from kplug.inference import read_inference
+    from kplug.inference.prediction import pinned_overrides, run_recipe
     from kplug.plugins import registry
-    from kplug.prediction import pinned_overrides, run_recipe
     from kplug.stages import load_data
 
     pins = pinned_overrides(run_recipe(run_dir), read_inference(run_dir), run_dir)

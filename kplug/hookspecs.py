@@ -22,8 +22,8 @@ Registration hooks receive a ``register`` callback::
   count, a strategy's replica count).
 
 Hooks only some plugins use are declared by those plugins with `add_hookspecs` (the text
-plugin's ``register_tokenizers``, the distribution plugin's ``layout_rules``): this module
-names no plugin.
+plugin's ``register_tokenizers``, the tuner's ``register_tuners``, the distribution
+plugin's ``layout_rules``): this module names no plugin.
 """
 
 from __future__ import annotations
@@ -164,8 +164,9 @@ def register_commands(register: RegisterCommand) -> None:
 
 @hookspec
 def recipe_loaded(recipe: Recipe) -> None:
-    """Called once for each recipe that is loaded or derived with overrides, after it is
-    validated and before anything runs (not again for a smoke run's shortened recipe).
+    """Called once for each loaded recipe (`kplug.load_recipe`), after it is validated and
+    before anything runs. Recipes derived from it (`Recipe.with_overrides`, a smoke run's)
+    fire nothing, except where a plugin runs them as new recipes (each tune trial).
 
     Args:
         recipe: the resolved `kplug.Recipe`; raise `kplug.RecipeError` to refuse it.

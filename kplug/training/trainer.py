@@ -11,9 +11,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import sys
 from typing import TYPE_CHECKING, Any
 
-from kplug.console import progress_verbosity
 from kplug.data import splits
 from kplug.training import phases
 
@@ -304,3 +304,12 @@ def estimated_parameters(ctx: RunContext) -> int | None:
     except Exception:  # an estimate is optional: the exact check follows the build
         log.debug("no parameter estimate", exc_info=True)
         return None
+
+
+def progress_verbosity(verbose: str | int) -> str | int:
+    """Keras' `verbose` for `train.verbose`: `auto` is a progress bar (1) on a terminal and
+    one plain line per epoch (2) when stdout is a file or a pipe, so logs hold no escape
+    codes; other values are kept."""
+    if verbose != "auto":
+        return verbose
+    return 1 if sys.stdout.isatty() else 2

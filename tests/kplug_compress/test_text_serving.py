@@ -14,7 +14,7 @@ import pytest
 
 from kplug import testing
 from kplug.cli import main
-from kplug.prediction import predict
+from kplug.inference.prediction import predict
 from kplug.runner import run
 
 REVIEWS = [
