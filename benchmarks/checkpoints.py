@@ -4,13 +4,14 @@
 
 The seed CNN on the embedded MNIST (3,600 training images, batch 64, 57 steps per epoch),
 in one process, round after round: plain Keras `fit` (benchmarks/overhead.py), then kplug
-with `train.keep_checkpoints=0` (the per-step NaN and signal checks, no files), with the
+with `train.keep_checkpoints=0` (the NaN and signal checks, no files), with the
 default checkpoint at each epoch end, and with `train.checkpoint_every=10`. Samples/s is
 measured by the same Keras callback in all. Prints the medians and the ratios to Keras.
 
-`--batch-hook` adds plain Keras with a do-nothing `on_train_batch_end` callback: any
-batch-level hook turns off Keras' asynchronous callback dispatch (the logs are read after
-every step), which is what kplug's per-step NaN and signal checks cost.
+`--batch-hook` adds plain Keras with a do-nothing `on_train_batch_end` callback: on a
+backend whose Keras dispatches callbacks asynchronously (JAX), any batch-end hook that is
+not `async_safe` makes Keras read every step's logs on the training thread; kplug's own
+callbacks are `async_safe` (docs/reliability.md). On TensorFlow Keras reads them anyway.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ per token (N: parameters without the position embedding; PaLM appendix B, nanoGP
     python benchmarks/gpu_throughput.py                      # on the GPU: 16x1024 and 64x1024
     python benchmarks/gpu_throughput.py --batch 16 --flash both --steps 20
     python benchmarks/gpu_throughput.py --tiny               # CPU smoke run (CI): tiny shapes
+    python benchmarks/gpu_throughput.py --small --steps 30   # CPU: 4 layers, 128 wide
 
 kplug is run through its command line (`kplug.cli.main(["run", ...])`) with the recipe and
 overrides; a throwaway plugin adds the epoch timer as a recipe callback, the way any plugin
@@ -34,6 +35,7 @@ RECIPE = ROOT / "recipes" / "gpt2_124m.yaml"
 PEAK_FLOPS = 989e12  # dense bf16, H100/H200 SXM datasheet
 GPT2_SMALL = {"layers": 12, "heads": 12, "hidden": 768, "vocabulary": 50304, "sequence": 1024}
 TINY = {"layers": 2, "heads": 2, "hidden": 64, "vocabulary": 512, "sequence": 64}
+SMALL = {"layers": 4, "heads": 4, "hidden": 128, "vocabulary": 4096, "sequence": 128}
 OPTIMIZER = {"learning_rate": 6.0e-4, "weight_decay": 0.1, "beta_1": 0.9, "beta_2": 0.95,
              "global_clipnorm": 1.0, "warmup_steps": 20}  # fmt: skip
 
@@ -58,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tiny", action="store_true", help="tiny shapes, on CPU (CI)")
+    cpu = parser.add_mutually_exclusive_group()
+    cpu.add_argument("--tiny", action="store_true", help="tiny shapes, on CPU (CI)")
+    cpu.add_argument("--small", action="store_true", help="small shapes, on CPU")
     parser.add_argument("--batch", type=int, nargs="+", default=None, help="batch sizes")
     parser.add_argument("--flash", choices=["on", "off", "both"], default="on")
     parser.add_argument("--steps", type=int, default=None, help="steps per epoch")
@@ -67,7 +71,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--frameworks",
         nargs="+",
         default=["kplug", "keras_hub"],
-        choices=["kplug", "keras_hub", "kplug_async"],
+        choices=["kplug", "keras_hub"],
     )
     parser.add_argument(
         "--plan", nargs="+", metavar="BATCH:FLASH:FRAMEWORK+...",
@@ -76,12 +80,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )  # fmt: skip
     parser.add_argument("--json", help="write the rows to this JSON file")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per measurement")
-    parser.add_argument("--worker", choices=["kplug", "keras_hub", "kplug_async"],
-                        help=argparse.SUPPRESS)  # fmt: skip
+    parser.add_argument("--worker", choices=["kplug", "keras_hub"], help=argparse.SUPPRESS)
     parser.add_argument("--flash-on", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    args.shape = TINY if args.tiny else GPT2_SMALL
-    args.batch = args.batch or ([4] if args.tiny else [16, 64])
+    args.shape = TINY if args.tiny else SMALL if args.small else GPT2_SMALL
+    args.on_cpu = args.tiny or args.small
+    args.batch = args.batch or ([4] if args.on_cpu else [16, 64])
     args.steps = args.steps or (3 if args.tiny else 20)
     if args.epochs < 2:
         parser.error("--epochs must be at least 2: the first one compiles")
@@ -104,7 +108,7 @@ def measure(worker: str, batch: int, flash: bool, args: argparse.Namespace) -> d
     """One configuration in a fresh process (its own XLA compilation and device memory)."""
     command = [sys.executable, __file__, "--worker", worker, "--batch", str(batch),
                "--steps", str(args.steps), "--epochs", str(args.epochs)]  # fmt: skip
-    command += ["--tiny"] * args.tiny + ["--flash-on"] * flash
+    command += ["--tiny"] * args.tiny + ["--small"] * args.small + ["--flash-on"] * flash
     env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONUNBUFFERED": "1"}
     row = {"framework": worker, "batch": batch, "sequence": args.shape["sequence"],
            "flash": flash}  # fmt: skip
@@ -137,6 +141,7 @@ def figures(result: dict, batch: int, args: argparse.Namespace) -> dict:
         "mfu": round(flops_per_token * tokens_per_second / PEAK_FLOPS, 4),
         "epoch_seconds": [round(s, 3) for s in result["epoch_seconds"]],
         "final_loss": result["final_loss"],
+        "logs_read_on_training_thread": result["logs_read_on_training_thread"],
         "device": result["device"],
     }
 
@@ -149,7 +154,8 @@ def format_row(row: dict) -> str:
         return f"{head}: FAILED {row['error']}"
     return (f"{head}: {row['tokens_per_second']:>9,} tokens/s  step {row['step_ms']:8.2f} ms  "
             f"compile {row['compile_seconds']:6.1f} s  MFU {100 * row['mfu']:5.1f}%  "
-            f"loss {row['final_loss']:.3f}  [{row['device']}]")  # fmt: skip
+            f"loss {row['final_loss']:.3f}  steps whose logs the training thread read "
+            f"{row['logs_read_on_training_thread']}  [{row['device']}]")  # fmt: skip
 
 
 def print_summary(rows: list[dict]) -> None:
@@ -168,11 +174,21 @@ def print_summary(rows: list[dict]) -> None:
 
 
 def epoch_timer():
-    """A Keras callback recording each epoch's wall time and the model's size."""
+    """A Keras callback recording each epoch's wall time and the model's size, and counting
+    the steps whose logs Keras read on the training thread (each such read makes the next
+    step wait for the device): 0 when every callback of the fit is `async_safe`."""
+    import threading
+
     import keras
 
     class EpochTimer(keras.callbacks.Callback):
+        async_safe = True
         seconds: list[float] = []
+        read_on_training_thread = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            if threading.current_thread() is threading.main_thread():
+                EpochTimer.read_on_training_thread += 1
 
         def on_epoch_begin(self, epoch, logs=None):
             self._start = time.perf_counter()
@@ -208,14 +224,6 @@ def kplug_worker(args: argparse.Namespace) -> dict:
                      summary="epoch wall times for benchmarks/gpu_throughput.py")  # fmt: skip
 
     plugin_manager().register(BenchmarkTimer(), name="benchmark-timer")
-    if args.worker == "kplug_async":
-        # Diagnostic only: lets Keras dispatch kplug's per-step callbacks (the NaN stop,
-        # the step checkpoint's step count) on a thread, so that no step waits for the
-        # host to read the loss. It measures what that per-step synchronisation costs.
-        from kplug.training.callbacks import StopOnNonFinite
-        from kplug.training.step_checkpoint import StepCheckpoint
-
-        StopOnNonFinite.async_safe = StepCheckpoint.async_safe = True
     shape, batch = args.shape, args.batch[0]
     documents = batch * args.steps * args.epochs + 1  # the stream never runs dry anyway
     overrides = [
@@ -243,7 +251,8 @@ def kplug_worker(args: argparse.Namespace) -> dict:
     if code:
         raise SystemExit(f"kplug run exited {code}")
     return {"epoch_seconds": timer.seconds, "final_loss": timer.loss,
-            "parameters": timer.parameters, "device": device_name()}  # fmt: skip
+            "parameters": timer.parameters, "device": device_name(),
+            "logs_read_on_training_thread": timer.read_on_training_thread}  # fmt: skip
 
 
 def keras_hub_worker(args: argparse.Namespace) -> dict:
@@ -298,7 +307,8 @@ def keras_hub_worker(args: argparse.Namespace) -> dict:
     keras.Model.fit(model, batches(), epochs=args.epochs, steps_per_epoch=args.steps,
                     callbacks=[timer()], verbose=2)  # fmt: skip
     return {"epoch_seconds": timer.seconds, "final_loss": timer.loss,
-            "parameters": timer.parameters, "device": device_name()}  # fmt: skip
+            "parameters": timer.parameters, "device": device_name(),
+            "logs_read_on_training_thread": timer.read_on_training_thread}  # fmt: skip
 
 
 if __name__ == "__main__":

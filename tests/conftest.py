@@ -51,9 +51,10 @@ def minimal_recipe(write):
     return write("tiny.yaml", MINIMAL)
 
 
-# The resume tests' callback plugins: `throttle` sleeps after each training step, so that a
-# test can stop the child at a known point (it changes no number); `file_size_limit` fills
-# the disk after a step. Installed through a real entry point by the `site` fixture.
+# The resume tests' callback plugins: `throttle` sleeps before each training step, so that a
+# test can stop the child at a known point (it changes no number; a batch-begin hook keeps
+# Keras' asynchronous dispatch of batch-end hooks on JAX); `file_size_limit` fills the disk
+# after a step. Installed through a real entry point by the `site` fixture.
 THROTTLE = """
 import time
 
@@ -68,7 +69,7 @@ def make_throttle(config, ctx):
     import keras
 
     class Throttle(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
+        def on_train_batch_begin(self, batch, logs=None):
             time.sleep(config.seconds)
 
     return Throttle()
@@ -100,7 +101,7 @@ def make_file_size_limit(config, ctx):
 
 @kplug.hookimpl
 def register_callbacks(register):
-    register("throttle", make_throttle, config=ThrottleConfig, summary="sleep after each step")
+    register("throttle", make_throttle, config=ThrottleConfig, summary="sleep before each step")
     register("file_size_limit", make_file_size_limit, config=FileSizeLimitConfig,
              summary="limit the size of files written after a step")
 """

@@ -19,7 +19,6 @@ NOT_HERE = {"web_corpus_lm.yaml", "compress/mnist_distill.yaml",
             "transfer/finetune_digits_5_9.yaml", "bert_sentiment_from_mlm.yaml",
             "tune/mnist_cnn_lr.yaml"}  # fmt: skip
 TENSORFLOW_ONLY = {
-    "gan_mnist.yaml": "objective 'adversarial'",
     "mnist_cnn_multiworker.yaml": "strategy 'multi_worker'",
     "compress/mnist_prune_quantize.yaml": "compression",
 }

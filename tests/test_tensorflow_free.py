@@ -42,8 +42,21 @@ def without(tmp_path: Path, *packages: str) -> dict[str, str]:
 
 @pytest.mark.parametrize(
     ("recipe", "overrides"),
-    [("mnist_cnn.yaml", ["data.limit=256"]), ("gpt2_124m.yaml", GPT2_SMALL)],
-    ids=["cnn", "gpt2"],
+    [
+        ("mnist_cnn.yaml", ["data.limit=256"]),
+        ("gpt2_124m.yaml", GPT2_SMALL),
+        # BERT's masked LM + NSP pretraining; kplug's BPE (with BERT's special tokens) for
+        # the wordpiece tokenizer, which needs tf-text.
+        (
+            "bert_mlm_pydoc.yaml",
+            [
+                "data.limit=60",
+                "model.layers=1",
+                "data.tokenizer={name: bpe, vocab_size: 1000, extra_tokens: ['[CLS]', '[MASK]']}",
+            ],
+        ),
+    ],
+    ids=["cnn", "gpt2", "bert_mlm"],
 )
 def test_recipe_trains_on_jax_without_tensorflow(tmp_path, recipe, overrides):
     result = testing.cli("run", str(ROOT / "recipes" / recipe), "--smoke", "backend=jax",

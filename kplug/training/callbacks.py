@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from pathlib import Path
 
 import keras
 
 from kplug.errors import TrainingDivergedError
+from kplug.training.step_losses import StepLosses
 
 # The console hides these (Keras prints its own progress); the run log keeps them.
 log = logging.getLogger("kplug.epochs")
@@ -71,53 +73,84 @@ class Timing(keras.callbacks.Callback):
 class StopOnNonFinite(keras.callbacks.Callback):
     """Stops training at the first NaN or infinite loss with `TrainingDivergedError`.
 
-    It runs before `StepCheckpoint`, so no checkpoint of the diverged state is written:
-    the newest checkpoint stays the last good one.
+    No training step waits for it. Keras reads a step's logs (a device array) after every
+    step on the training thread as soon as one callback has a batch-end hook, unless each
+    such callback is `async_safe`; then it reads them on its callback thread while the next
+    steps run. This callback is: its batch-end hook only records the step's loss in
+    `losses`. The training thread raises the error at the next step boundary after the
+    loss was read (on TensorFlow, whose Keras calls batch hooks on the training thread, at
+    once), at the latest at the epoch's end, before any other callback sees that epoch. The
+    step named is exact: the first one whose loss (Keras logs the epoch's running mean) is
+    not finite. `StepCheckpoint` reads the same records and saves no diverged state.
 
     Args:
-        first_step: training steps done before this fit (a resumed run's position).
+        losses: where the steps' losses are recorded (shared with `StepCheckpoint`); its
+            `through` is the global step training starts from (a resumed run's position).
         hints: what to try, appended to the message.
         run_directory: where the checkpoints are, to name the newest in the message.
     """
 
+    async_safe = True
+
     def __init__(
-        self, first_step: int = 0, hints: tuple[str, ...] = (), run_directory: Path | None = None
+        self,
+        losses: StepLosses | None = None,
+        hints: tuple[str, ...] = (),
+        run_directory: Path | None = None,
     ):
         super().__init__()
-        self.step = first_step
+        self.losses = losses or StepLosses()
+        self.step = self.losses.through  # global steps done before the current epoch
         self.hints = hints
         self.run_directory = run_directory
-        self.last_finite: tuple[int, float] | None = None
+        self._training_thread: int | None = None
+
+    def on_train_begin(self, logs=None):
+        self._training_thread = threading.get_ident()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.losses.skip_to(self.step)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._raise_if_diverged()
 
     def on_train_batch_end(self, batch, logs=None):
-        self.step += 1
+        # `batch` counts this fit's steps of the epoch from 0, the same on every thread.
         loss = (logs or {}).get("loss")
-        if loss is None:
+        self.losses.record(self.step + batch + 1, None if loss is None else float(loss))
+        if threading.get_ident() == self._training_thread:
+            self._raise_if_diverged()
+
+    def on_epoch_end(self, epoch, logs=None):
+        # Keras has waited for the epoch's batch-end hooks: every step is recorded.
+        self._raise_if_diverged()
+        self.step = self.losses.newest
+
+    def _raise_if_diverged(self) -> None:
+        if self.losses.diverged is None:
             return
-        loss = float(loss)
-        if math.isfinite(loss):
-            self.last_finite = (self.step, loss)
-            return
-        if self.last_finite is None:
+        # An earlier step's loss may still be on its way (Keras' thread pool): wait for it.
+        self.losses.wait_through(self.losses.diverged[0])
+        step, loss = self.losses.diverged
+        last_finite = self.losses.last_finite_before(step)
+        if last_finite is None:
             last = "no finite loss was logged before it in this process"
         else:
-            last = (
-                f"the last finite loss was {self.last_finite[1]:.6g} at step {self.last_finite[0]}"
-            )
-        self._mark_the_checkpoint_before()
+            last = f"the last finite loss was {last_finite[1]:.6g} at step {last_finite[0]}"
+        self._mark_the_checkpoint_before(step)
         hints = "".join(f"\n  - {hint}" for hint in self.hints)
         raise TrainingDivergedError(
-            f"training diverged: the loss became {loss} at step {self.step} (Keras logs the "
+            f"training diverged: the loss became {loss} at step {step} (Keras logs the "
             f"epoch's running mean); {last}. {self._kept()} Try:{hints}"
         )
 
-    def _mark_the_checkpoint_before(self) -> None:
+    def _mark_the_checkpoint_before(self, step: int) -> None:
         """A checkpoint of the step just before this one holds the weights whose loss is
         not finite: it is not a sane place to continue from."""
         from kplug.training.checkpoints import folder_of, mark_not_sane
 
         if self.run_directory is not None:
-            mark_not_sane(folder_of(self.run_directory) / f"step-{self.step - 1:09d}.json")
+            mark_not_sane(folder_of(self.run_directory) / f"step-{step - 1:09d}.json")
 
     def _kept(self) -> str:
         from kplug.training.checkpoints import newest_sane, newest_valid

@@ -21,6 +21,7 @@ from kplug.training.checkpoints import (
     mark_not_sane,
     write_checkpoint,
 )
+from kplug.training.step_losses import StepLosses
 
 log = logging.getLogger("kplug")
 
@@ -40,6 +41,12 @@ class StepCheckpoint(keras.callbacks.Callback):
     SIGTERM and SIGINT (inside `stop_on_signals()`) save a checkpoint at the next step
     boundary and raise `kplug.RunInterrupted`.
 
+    No training step waits for it: it counts steps and saves at the start of the next step
+    (`on_train_batch_begin`, where the state is the one after the step before and Keras has
+    no logs to read), and takes the loss a checkpoint records from `losses` (recorded by
+    `StopOnNonFinite` off the training thread), waiting for it only when it saves. Its
+    batch-end hook only acts on TensorFlow (see `on_train_batch_end`), so it is `async_safe`.
+
     Args:
         directory: the run directory (checkpoints go to its `checkpoints/`).
         steps_per_epoch: batches per epoch; None (unknown): epoch-end checkpoints only.
@@ -48,11 +55,15 @@ class StepCheckpoint(keras.callbacks.Callback):
         resume_from: the checkpoint to continue from, or None for a new run.
         save_initial: also save the state before the first step (step 0), so that a run
             that diverges at once still has a sane checkpoint to go back to.
+        losses: the steps' losses (`StopOnNonFinite.losses`); None: a mid-epoch
+            checkpoint records no loss.
 
     Every worker of a multi-worker run saves (the chief into the run, the others into their
     temporary directories): reading the metrics' variables is a collective operation that
     all workers must run together.
     """
+
+    async_safe = True
 
     def __init__(
         self,
@@ -63,8 +74,10 @@ class StepCheckpoint(keras.callbacks.Callback):
         keep: int = 2,
         resume_from: Checkpoint | None = None,
         save_initial: bool = False,
+        losses: StepLosses | None = None,
     ):
         super().__init__()
+        self.losses = losses
         self.directory = Path(directory)
         self.steps_per_epoch = steps_per_epoch
         self.every = every
@@ -74,6 +87,7 @@ class StepCheckpoint(keras.callbacks.Callback):
         self.history: dict[str, list[float]] = resume_from.history if resume_from else {}
         self.epoch = resume_from.epoch if resume_from else 0
         self.step_in_epoch = resume_from.step_in_epoch if resume_from else 0
+        self._first_step_in_epoch = self.step_in_epoch  # of this fit's current epoch
         self.signal_number: int | None = None
         self._restored = resume_from is None
         # The first fit of a resumed run may be the rest of a partly trained epoch.
@@ -86,7 +100,8 @@ class StepCheckpoint(keras.callbacks.Callback):
             resume_from.meta.get("lowest_loss") if resume_from else None
         )
         self.save_initial = save_initial and resume_from is None
-        self._newest_saved: Path | None = None  # until the loss after it is seen
+        # The newest checkpoint and its global step, until the loss after it is seen.
+        self._newest_saved: tuple[Path, int] | None = None
 
     @property
     def global_step(self) -> int:
@@ -118,6 +133,7 @@ class StepCheckpoint(keras.callbacks.Callback):
         resumed = self.resume_from is not None and epoch == self.resume_from.epoch
         self.epoch = epoch
         self.step_in_epoch = self.resume_from.step_in_epoch if resumed else 0
+        self._first_step_in_epoch = self.step_in_epoch
         if self._metrics_pending is not None and len(self.model.metrics_variables) == len(
             self._metrics_pending
         ):
@@ -126,31 +142,31 @@ class StepCheckpoint(keras.callbacks.Callback):
             _assign(self.model.metrics_variables, self._metrics_pending, "metrics")
             self._metrics_pending = None
 
-    def on_train_batch_end(self, batch, logs=None):
-        if self._metrics_pending is not None:
-            self._add_saved_metrics()
-        self.loss = _number((logs or {}).get("loss"))
-        if self._newest_saved is not None:
-            if not is_sane_loss(self.loss if isinstance(self.loss, float) else None,
-                                self.lowest_loss):  # fmt: skip
-                mark_not_sane(self._newest_saved)
-            self._newest_saved = None
-        self.step_in_epoch += 1
-        mid_epoch = self.steps_per_epoch and self.step_in_epoch < self.steps_per_epoch
+    def on_train_batch_begin(self, batch, logs=None):
+        # `batch` steps of this fit's epoch are done; the state is the one after the last.
+        self.step_in_epoch = self._first_step_in_epoch + batch
+        self._judge_newest_saved()
+        if batch == 0:  # the state of the epoch's start, saved at the end of the one before
+            return
         if self.signal_number is not None:
             if not self.steps_per_epoch:  # no exact data position to resume at
                 self._stop(saved=False)
-            if mid_epoch:
-                self.save()
-                self._stop(saved=self.write)
-            # else this was the epoch's last batch: on_epoch_end saves and stops
-        if self.every and mid_epoch and self.global_step % self.every == 0:
+            self._stop(saved=self.save() is not None)
+        if self.every and self.global_step % self.every == 0:
             self.save()
+
+    def on_train_batch_end(self, batch, logs=None):
+        # Only TensorFlow without a tf.distribute strategy leaves metrics pending here, and
+        # its Keras calls batch hooks on the training thread (it is not thread-safe); the
+        # other backends build the metrics before `on_epoch_begin`, which restores them.
+        if self._metrics_pending is not None:
+            self._add_saved_metrics()
 
     def on_epoch_end(self, epoch, logs=None):
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(_number(value))
         self.loss = _number((logs or {}).get("loss", self.loss))
+        self._judge_newest_saved()
         self.epoch, self.step_in_epoch = epoch + 1, 0
         self.save()
         if self.signal_number is not None:
@@ -161,6 +177,8 @@ class StepCheckpoint(keras.callbacks.Callback):
     def save(self) -> Path | None:
         """Write the current state as a checkpoint (unless `keep` is 0)."""
         if not self.write:
+            return None
+        if self.step_in_epoch and not self._loss_before_saving():
             return None
         arrays: dict[str, Any] = {}
         names: dict[str, list[str]] = {}
@@ -195,9 +213,39 @@ class StepCheckpoint(keras.callbacks.Callback):
             },
         }
         path = write_checkpoint(self.directory, arrays, meta, keep=self.keep)
-        self._newest_saved = path
+        self._newest_saved = (path, self.global_step)
         log.debug("checkpoint %s", path)
         return path
+
+    def _loss_before_saving(self) -> bool:
+        """Take the loss of the current (mid-epoch) step into `self.loss`, waiting for
+        Keras' callback thread to read it; False when a step up to it diverged (then
+        `StopOnNonFinite` stops the run at the next step boundary)."""
+        if self.losses is None:
+            self.loss = None
+            return True
+        step = self.global_step
+        self.losses.wait_through(step)
+        self._judge_newest_saved()
+        diverged = self.losses.diverged
+        if diverged is not None and diverged[0] <= step:
+            log.warning("no checkpoint at step %d: the loss diverged at step %d", step,
+                        diverged[0])  # fmt: skip
+            return False
+        self.loss = self.losses.loss(step)
+        return True
+
+    def _judge_newest_saved(self) -> None:
+        """Mark the newest checkpoint not sane once the loss of the step after it (computed
+        with its weights) is known and is not sane."""
+        if self._newest_saved is None or self.losses is None:
+            return
+        path, step = self._newest_saved
+        if not self.losses.has(step + 1):
+            return
+        if not is_sane_loss(self.losses.loss(step + 1), self.lowest_loss):
+            mark_not_sane(path)
+        self._newest_saved = None
 
     def restore_into(self, model: Any) -> None:
         """Restore the checkpoint into `model` without training (a resumed run whose

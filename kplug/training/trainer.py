@@ -59,16 +59,17 @@ class Trainer:
     # === Callbacks ===
 
     def build_callbacks(self) -> list[Any]:
-        """The timing callback, the objective's, early stopping, TensorBoard, the recipe's
-        plugin callbacks, then the epoch log and metrics CSV (so the keys plugin callbacks
-        add to an epoch's logs are logged and become columns), then the NaN stop and the
-        step checkpoints (last: they see every other callback's logs)."""
+        """The NaN stop (first: no other callback sees a diverged epoch), the timing
+        callback, the objective's, early stopping, TensorBoard, the recipe's plugin
+        callbacks, then the epoch log and metrics CSV (so the keys plugin callbacks add to
+        an epoch's logs are logged and become columns), then the step checkpoints (last:
+        they see every other callback's logs)."""
         import keras
 
         from kplug.training.callbacks import EpochLog, MetricsCSV
 
         ctx, train = self.ctx, self.ctx.recipe.train
-        out: list[Any] = [self.timing, *self.objective.callbacks(ctx)]
+        out: list[Any] = [self.stop_on_non_finite, self.timing, *self.objective.callbacks(ctx)]
         if train.early_stopping is not None:
             stop = train.early_stopping
             out.append(
@@ -89,7 +90,7 @@ class Trainer:
         if ctx.strategy is None or ctx.strategy.is_chief:
             # append: a resumed run continues the file (rewritten from its checkpoint's history)
             out.append(MetricsCSV(str(ctx.directory / "metrics.csv"), append=True))
-        out.extend((self.stop_on_non_finite, self.checkpoint))
+        out.append(self.checkpoint)
         return out
 
     def checkpoint_callbacks(self) -> tuple[Any, Any]:
@@ -97,9 +98,11 @@ class Trainer:
         state is saved)."""
         from kplug.training.callbacks import StopOnNonFinite
         from kplug.training.step_checkpoint import StepCheckpoint
+        from kplug.training.step_losses import StepLosses
 
         ctx, resume_from = self.ctx, self.ctx.resume_from
         train = ctx.recipe.train
+        losses = StepLosses(resume_from.global_step if resume_from else 0)
         checkpoint = StepCheckpoint(
             ctx.directory.path,
             steps_per_epoch=resume_from.steps_per_epoch if resume_from else ctx.steps_per_epoch(),
@@ -108,9 +111,9 @@ class Trainer:
             resume_from=resume_from,
             # Step 0 too, where one process trains alone (every worker of a cluster saves).
             save_initial=ctx.strategy.training_loop == "fit",
+            losses=losses,
         )
-        first_step = resume_from.global_step if resume_from else 0
-        stop = StopOnNonFinite(first_step, divergence_hints(ctx.recipe), ctx.directory.path)
+        stop = StopOnNonFinite(losses, divergence_hints(ctx.recipe), ctx.directory.path)
         return stop, checkpoint
 
     # === Fit ===

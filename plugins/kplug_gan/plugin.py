@@ -35,7 +35,6 @@ def register_objectives(register):
         config=AdversarialConfig,
         summary="GAN training: discriminator and generator, two optimizers; sample grids "
         "and a classifier's score each epoch",
-        backends=("tensorflow",),
     )
 
 

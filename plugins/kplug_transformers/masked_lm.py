@@ -69,8 +69,11 @@ class MaskedLM(EncoderObjective):
 
     def mask(self, x: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Select and corrupt tokens with keras-hub's generator; `mask_ids` (the targets)
-        are 0 at unused selection slots, which the loss ignores."""
-        import tensorflow as tf
+        are 0 at unused selection slots, which the loss ignores.
+
+        Called eagerly on NumPy arrays, the generator takes its pure-Python path (keras-hub
+        >= 0.32; Python's `random`, which the run's seed sets) on every backend, with or
+        without TensorFlow: the same masks on both installs."""
         from keras_hub.layers import MaskedLMMaskGenerator
 
         c = self.config
@@ -87,7 +90,7 @@ class MaskedLM(EncoderObjective):
             mask_token_rate=c.mask_token_rate,
             random_token_rate=c.random_token_rate,
         )
-        out = generator(tf.constant(x["token_ids"]))
+        out = generator(np.asarray(x["token_ids"]))
         # The generator answers in the backend's tensors (TensorFlow or JAX): np.asarray
         # reads either.
         masked = {

@@ -18,8 +18,9 @@ def special_id(tokenizer: Any, role: str, objective: str) -> int:
     if key not in ids:
         raise kplug.DataError(
             f"{objective} needs a {role} token, which this tokenizer lacks; use "
-            "data.tokenizer: {name: wordpiece, ...} (it has [CLS], [SEP] and [MASK]) or "
-            "{name: pretrained_wordpiece, source: <preset>}."
+            "data.tokenizer: {name: wordpiece, ...} (it has [CLS], [SEP] and [MASK]), "
+            "{name: pretrained_wordpiece, source: <preset>}, or bpe / unigram with "
+            "extra_tokens: ['[CLS]', '[MASK]'] (their end token is the [SEP])."
         )
     return int(ids[key])
 
