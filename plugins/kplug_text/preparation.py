@@ -81,7 +81,9 @@ def prepared_text_data(source: DocumentSource, config: Any, ctx: kplug.RunContex
     started = time.perf_counter()
     if folder is None:
         with kplug.preparing_dataset(key) as temporary:
-            prepare(source, config, ctx, temporary, key)
+            if temporary is not None:  # None: another process prepared it meanwhile
+                prepare(source, config, ctx, temporary, key)
+            reused = temporary is None
         folder = kplug.find_prepared(key)
         if folder is None:
             raise kplug.DataError(f"the prepared data {key} vanished from the cache after it "
