@@ -18,6 +18,8 @@ resolved config and its source files' identity: `index.json`, `<split>.tokens`,
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import json
 import logging
 import multiprocessing
@@ -171,6 +173,25 @@ def _prepare(source: DocumentSource, config: Any, ctx: kplug.RunContext, folder:
                            "seconds": round(seconds, 1)})  # fmt: skip
     log.info("data: prepared %s documents, %s tokens in %.1f s", f"{cleaned.count:,}",
              f"{encoding['tokens']:,}", seconds)  # fmt: skip
+
+
+def release_freed_memory() -> None:
+    """Hand the pages the allocator holds free back to the system (glibc's `malloc_trim`;
+    nothing elsewhere). Encoding a batch allocates from the tokenizer's Rust threads and
+    Python and leaves the heap fragmented: without this, resident memory climbs batch
+    after batch, with the corpus (the last 30 M characters of the 200 M corpus: +240 MB
+    without, +77 MB with, `malloc_trim` taking well under a millisecond a batch)."""
+    trim = getattr(_libc(), "malloc_trim", None)
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _libc():
+    try:
+        return ctypes.CDLL(None)
+    except OSError:
+        return None
 
 
 def _end_id(tokenizer) -> int | None:
@@ -393,7 +414,10 @@ def _train_tokenizer(cleaned: CleanedText, parts, config, ctx):
             if budget <= 0:
                 break
     tokenizer = train_tokenizer(config.tokenizer, sample, ctx)
-    return tokenizer, time.perf_counter() - start, len(sample)
+    count = len(sample)
+    del sample
+    release_freed_memory()  # the sample and the trainer's tables
+    return tokenizer, time.perf_counter() - start, count
 
 
 def _encode_pass(folder: Path, cleaned: CleanedText, parts, tokenizer):
@@ -414,6 +438,8 @@ def _encode_pass(folder: Path, cleaned: CleanedText, parts, tokenizer):
                 train_tokens += len(ids)
                 train_characters += len(text)
         progress.update(sum(len(t) for _, t in batch), len(batch))
+        del encoded
+        release_freed_memory()
     progress.finish()
     shards = {name: writer.close() for name, writer in writers.items()}
     total = sum(s["tokens"] - (s["documents"] if _end_id(tokenizer) is not None else 0)
