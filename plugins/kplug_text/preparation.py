@@ -44,6 +44,9 @@ log = logging.getLogger("kplug")
 SPLITS = ("train", "validation", "test")
 DEDUP_CLEANERS = ("exact_dedup", "minhash_dedup")
 BATCH_CHARACTERS = 2_000_000  # per worker task: large enough to amortize, small in memory
+# Per encode_batch call: the tokenizer's working memory follows the batch (encoding the
+# 2 M characters that hold the corpus' long documents takes 265 MB, 500 K 178 MB).
+ENCODE_CHARACTERS = 500_000
 INLINE_BELOW = 4_000_000  # smaller corpora are cleaned in this process (no worker start-up)
 CLEANED = "cleaned.txt"
 # Options that change how, not what, is prepared: left out of the cache key.
@@ -179,8 +182,9 @@ def release_freed_memory() -> None:
     """Hand the pages the allocator holds free back to the system (glibc's `malloc_trim`;
     nothing elsewhere). Encoding a batch allocates from the tokenizer's Rust threads and
     Python and leaves the heap fragmented: without this, resident memory climbs batch
-    after batch, with the corpus (the last 30 M characters of the 200 M corpus: +240 MB
-    without, +77 MB with, `malloc_trim` taking well under a millisecond a batch)."""
+    after batch, with the corpus (after encoding the last 30 M characters of the 200 M
+    corpus: 317 MB without, 149 MB with, benchmarks/encode_memory.py; `malloc_trim` takes
+    well under a millisecond)."""
     trim = getattr(_libc(), "malloc_trim", None)
     if trim is not None:
         trim(0)
@@ -216,8 +220,9 @@ class CleanedText:
     def count(self) -> int:
         return len(self.offsets) - 1
 
-    def batches(self, indices: Iterable[int] | None = None) -> Iterator[list[tuple[int, str]]]:
-        """(document number, text) in order, in batches of about BATCH_CHARACTERS."""
+    def batches(self, indices: Iterable[int] | None = None,
+                characters: int = BATCH_CHARACTERS) -> Iterator[list[tuple[int, str]]]:  # fmt: skip
+        """(document number, text) in order, in batches of about `characters`."""
         wanted = range(self.count) if indices is None else indices
         batch, size = [], 0
         with open(self.path, "rb") as handle:
@@ -226,7 +231,7 @@ class CleanedText:
                 text = handle.read(self.offsets[i + 1] - self.offsets[i]).decode("utf-8")
                 batch.append((i, text))
                 size += len(text)
-                if size >= BATCH_CHARACTERS:
+                if size >= characters:
                     yield batch
                     batch, size = [], 0
         if batch:
@@ -429,7 +434,7 @@ def _encode_pass(folder: Path, cleaned: CleanedText, parts, tokenizer):
     writers = {name: ShardWriter(folder, name, dtype, _end_id(tokenizer)) for name in SPLITS}
     train_tokens = train_characters = 0
     progress = Progress("tokenizing", int(cleaned.offsets[-1]))
-    for batch in cleaned.batches():
+    for batch in cleaned.batches(characters=ENCODE_CHARACTERS):
         encoded = tokenizer.encode_batch([text for _, text in batch])
         for (i, text), ids in zip(batch, encoded, strict=True):
             split = SPLITS[membership[i]]
