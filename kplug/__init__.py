@@ -24,14 +24,12 @@ from typing import Any
 import pluggy
 
 from kplug.components import (
-    Cleaner,
     Compressor,
     Data,
     DataSpec,
     Exporter,
     Objective,
     Strategy,
-    Tokenizer,
 )
 from kplug.config import Config, EmptyConfig, component_list, component_ref
 from kplug.context import RunContext
@@ -44,7 +42,7 @@ from kplug.errors import (
     RunInterrupted,
     TrainingDivergedError,
 )
-from kplug.recipe import Recipe, apply_overrides, load_recipe
+from kplug.recipe import Recipe, apply_overrides
 from kplug.registry import RecipeSection
 from kplug.yamlio import dump as dump_yaml
 from kplug.yamlio import parse as parse_yaml
@@ -65,36 +63,37 @@ _LAZY = {
     "SMOKE_STEPS": ("kplug.runner", "SMOKE_STEPS"),
     "add_recipe_arguments": ("kplug.cli.common", "add_recipe_arguments"),
     "add_trust_model_argument": ("kplug.cli.common", "add_trust_model_argument"),
-    "count_examples": ("kplug.splits", "count"),
+    "count_examples": ("kplug.data.splits", "count"),
     "custom_objects": ("kplug.training.models", "custom_objects"),
-    "data_cache_key": ("kplug.data_cache", "content_key"),
+    "data_cache_key": ("kplug.data.cache", "content_key"),
     "default_runs_root": ("kplug.rundir", "default_runs_root"),
-    "file_identity": ("kplug.data_cache", "file_identity"),
-    "find_prepared": ("kplug.data_cache", "find_prepared"),
+    "file_identity": ("kplug.data.cache", "file_identity"),
+    "find_prepared": ("kplug.data.cache", "find_prepared"),
     "format_table": ("kplug.cli.common", "table"),
-    "is_array_split": ("kplug.splits", "is_arrays"),
+    "is_array_split": ("kplug.data.splits", "is_arrays"),
     "latest_completed_run": ("kplug.rundir", "latest_completed_run"),
-    "library_versions": ("kplug.plugins", "versions"),
+    "load_recipe": ("kplug.stages", "load_recipe"),
+    "library_versions": ("kplug.runner", "versions"),
     "load_model": ("kplug.training.models", "load_model"),
-    "mark_prepared": ("kplug.data_cache", "mark_complete"),
+    "mark_prepared": ("kplug.data.cache", "mark_complete"),
     "loaded_registry": ("kplug.plugins", "registry"),
     "plugin_manager": ("kplug.plugins", "plugin_manager"),
-    "preparing_dataset": ("kplug.data_cache", "preparing"),
+    "preparing_dataset": ("kplug.data.cache", "preparing"),
     "recipe_from_args": ("kplug.cli.common", "load"),
     "resolve_init_path": ("kplug.training.initialize", "resolve_init_path"),
     "run_objective": ("kplug.rundir", "run_objective"),
     "save_model": ("kplug.training.models", "save_model"),
-    "select_examples": ("kplug.splits", "select"),
+    "select_examples": ("kplug.data.splits", "select"),
     "set_up": ("kplug.stages", "set_up"),
     "use_backend": ("kplug.stages", "use_backend"),
     "utc_now": ("kplug.rundir", "utc_now"),
-    "write_durably": ("kplug.data_cache", "write_durably"),
+    "write_durably": ("kplug.data.cache", "write_durably"),
 }
 
 
 # Helpers the built-in plugins need today whose names or signatures may still change within
 # API 1.x (docs/api.md lists them apart from the stable names).
-_PROVISIONAL = frozenset({*_LAZY, "apply_overrides", "dump_yaml", "parse_yaml"})
+_PROVISIONAL = frozenset({*_LAZY, "apply_overrides", "dump_yaml", "parse_yaml"} - {"load_recipe"})
 
 
 # What each public constant means (constants carry no docstring; docs/api.md shows these).
@@ -147,6 +146,7 @@ def require_api(version: str) -> None:
 def run(recipe: Recipe | str, overrides: list[str] | tuple[str, ...] = (), **kwargs: Any):
     """Run a recipe (a `Recipe` or a path) and return a `RunResult`; see `kplug.runner.run`."""
     from kplug.runner import run as run_recipe
+    from kplug.stages import load_recipe
 
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe, overrides)
@@ -157,7 +157,6 @@ def run(recipe: Recipe | str, overrides: list[str] | tuple[str, ...] = (), **kwa
 
 __all__ = [
     "API_VERSION",
-    "Cleaner",
     "Compressor",
     "Config",
     "Data",
@@ -175,13 +174,11 @@ __all__ = [
     "RunError",
     "RunInterrupted",
     "Strategy",
-    "Tokenizer",
     "TrainingDivergedError",
     "component_list",
     "component_ref",
     "hookimpl",
     "hookspec",
-    "load_recipe",
     "require_api",
     "run",
     "apply_overrides",

@@ -17,10 +17,9 @@ INSTALL = {
     "jax": "pip install 'kplug[jax]' (on a GPU: 'jax[cuda12]')",
     "torch": "pip install torch",
 }
-TENSORFLOW_PACKAGES = (
-    "tensorflow", "tf_keras", "tensorflow_text", "tensorflow_datasets",
-    "tensorflow_model_optimization",
-)  # fmt: skip
+# The TensorFlow family: TensorFlow and the packages named after it (tensorflow_text,
+# tensorflow_datasets, ...), and tf_keras.
+TENSORFLOW_PREFIXES = ("tensorflow", "tf_keras")
 
 
 def installed(module: str) -> bool:
@@ -46,9 +45,7 @@ def missing_tensorflow(error: BaseException) -> RunError | None:
     """The `RunError` for a component that imported TensorFlow where it is not installed;
     None for any other error."""
     name = getattr(error, "name", None) or ""
-    if not isinstance(error, ModuleNotFoundError) or name.split(".")[0] not in (
-        TENSORFLOW_PACKAGES
-    ):
+    if not isinstance(error, ModuleNotFoundError) or not name.startswith(TENSORFLOW_PREFIXES):
         return None
     return RunError(
         f"a component of this recipe needs TensorFlow ({name} could not be imported), and "

@@ -129,7 +129,7 @@ class RunContext:
 
     def steps_per_epoch(self) -> int | None:
         """Batches in one epoch, when the train split's size is known."""
-        from kplug.splits import count
+        from kplug.data.splits import count
 
         if self.recipe.train.steps_per_epoch:
             return self.recipe.train.steps_per_epoch
@@ -253,51 +253,6 @@ class Exporter:
     """Writes a model in one format into the run directory."""
 
     def export(self, model: Any, directory: Path, ctx: RunContext) -> list[Path]:
-        raise NotImplementedError
-
-
-class Cleaner:
-    """One text cleaning step: a transformation, a filter or a deduplication."""
-
-    def clean(self, texts: list[str]) -> list[str | None]:
-        """One entry per text: the cleaned text, or None to remove the document."""
-        raise NotImplementedError
-
-
-class Tokenizer:
-    """Text to token ids and back, trained on a corpus or loaded from its saved files.
-
-    Id 0 is always the padding token. Subclasses set `vocabulary_size` and `special_ids`
-    (role -> id: `pad`, `unk`, `end`, ...) once trained or loaded.
-    """
-
-    vocabulary_size: int = 0
-    special_ids: dict[str, int]
-
-    def train(self, texts: list[str]) -> None:
-        """Learn the vocabulary from `texts`; raise `kplug.DataError` if they cannot
-        support the configured vocabulary size."""
-        raise NotImplementedError
-
-    def encode(self, text: str) -> list[int]:
-        raise NotImplementedError
-
-    def encode_batch(self, texts: list[str]) -> list[list[int]]:
-        return [self.encode(text) for text in texts]
-
-    def decode(self, ids: list[int]) -> str:
-        raise NotImplementedError
-
-    def normalize(self, text: str) -> str:
-        """The text as `decode(encode(text))` returns it (lowercased, split, ...)."""
-        return text
-
-    def save(self, directory: Path) -> Path:
-        """Write the vocabulary into one file in `directory`; returns its path."""
-        raise NotImplementedError
-
-    def load(self, path: Path) -> None:
-        """Read a vocabulary file as `save` writes it (instead of training)."""
         raise NotImplementedError
 
 

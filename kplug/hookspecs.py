@@ -22,8 +22,8 @@ Registration hooks receive a ``register`` callback::
   count, a strategy's replica count).
 
 Hooks only some plugins use are declared by those plugins with `add_hookspecs` (the text
-plugin's ``register_tokenizers``, the distribution plugin's ``layout_rules``): this module
-names no plugin.
+plugin's ``register_tokenizers``, the tuner's ``register_tuners``, the distribution
+plugin's ``layout_rules``): this module names no plugin.
 """
 
 from __future__ import annotations
@@ -130,14 +130,6 @@ def register_compressors(register: Register) -> None:
 
 
 @hookspec
-def register_tuners(register: Register) -> None:
-    """Register hyperparameter tuners (the recipe's ``search: {tuner: NAME}``).
-
-    The factory returns an object with ``search(ctx)``, run by ``kplug tune``.
-    """
-
-
-@hookspec
 def register_callbacks(register: Register) -> None:
     """Register training callbacks (the recipe's ``callbacks:`` list).
 
@@ -172,8 +164,9 @@ def register_commands(register: RegisterCommand) -> None:
 
 @hookspec
 def recipe_loaded(recipe: Recipe) -> None:
-    """Called once for each recipe that is loaded or derived with overrides, after it is
-    validated and before anything runs (not again for a smoke run's shortened recipe).
+    """Called once for each loaded recipe (`kplug.load_recipe`), after it is validated and
+    before anything runs. Recipes derived from it (`Recipe.with_overrides`, a smoke run's)
+    fire nothing, except where a plugin runs them as new recipes (each tune trial).
 
     Args:
         recipe: the resolved `kplug.Recipe`; raise `kplug.RecipeError` to refuse it.
@@ -219,6 +212,20 @@ def keras_objects() -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------
 # Using a trained model (`kplug predict`, `kplug evaluate`)
 # ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def inference_fields(run: RunContext, directory: Path) -> dict[str, Any] | None:
+    """Entries a plugin adds to the run's ``inference.json`` when the model is saved into
+    `directory` (the text plugin adds ``tokenizer``: its saved files). kplug's own keys
+    win over a plugin's; a plugin that raises is reported and its entries left out."""
+
+
+@hookspec
+def evaluation_overrides(recipe: Recipe, inference: dict[str, Any], run_dir: Path) -> list[str]:
+    """``key=value`` overrides that make `kplug predict` and `kplug evaluate` read new data
+    as the run read its training data (the text plugin pins the run's saved tokenizer
+    instead of training a new one). `recipe` is the run's resolved recipe."""
 
 
 @hookspec(firstresult=True)

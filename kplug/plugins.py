@@ -14,11 +14,8 @@ failed plugin, or a name two plugins claim, fails with an error naming them.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import platform
-import re
 import sys
 import traceback
 from collections.abc import Iterable
@@ -192,14 +189,16 @@ def registry() -> Registry:
 def component_kinds(pm: pluggy.PluginManager) -> dict[str, str]:
     """Registration hook name -> component kind: the core's, then those plugins declare."""
     kinds = dict(KINDS)
-    for declared in _each_result(pm, "component_kinds"):
+    for declared in each_result(pm, "component_kinds"):
         kinds.update({hook: kind for hook, kind in declared.items() if hasattr(pm.hook, hook)})
     return kinds
 
 
-def _each_result(pm: pluggy.PluginManager, hook_name: str) -> list[Any]:
+def each_result(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> list[Any]:
+    """Every plugin's non-None result of `hook_name`; one that raises is reported by name
+    (a warning, its traceback under --debug) and left out."""
     results = []
-    for plugin, outcome in call_each(pm, hook_name):
+    for plugin, outcome in call_each(pm, hook_name, **kwargs):
         if isinstance(outcome, BaseException):
             report_failure(plugin, f"{hook_name} raised {_one_line(outcome)}",
                             "".join(traceback.format_exception(outcome)))  # fmt: skip
@@ -284,26 +283,3 @@ def recipe_sections(pm: pluggy.PluginManager) -> dict[str, RecipeSection]:
                 continue
             owners[key], sections[key] = plugin, section
     return sections
-
-
-def versions() -> dict[str, str]:
-    """Versions for a run's manifest, without importing anything: Python, Keras and its
-    backends, and each loaded plugin's distribution with the distributions it requires
-    (a plugin brings its own libraries; the core names none of them)."""
-    out = {"python": platform.python_version()}
-    names = ["kplug", "keras", "numpy", "tensorflow", "jax"]
-    for info in plugins():
-        if not info.error and info.distribution not in ("(registered)", "?"):
-            names.extend([info.distribution, *_requirements(info.distribution)])
-    for name in dict.fromkeys(names):
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            out[name] = metadata.version(name)
-    return out
-
-
-def _requirements(distribution: str) -> list[str]:
-    """The distributions `distribution` requires, its extras' included (kplug's own
-    TensorFlow stack is an extra); `versions` keeps those that are installed."""
-    names = [re.match(r"[A-Za-z0-9._-]*", text).group().lower()
-             for text in metadata.requires(distribution) or []]  # fmt: skip
-    return [name for name in names if name]

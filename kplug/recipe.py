@@ -107,6 +107,7 @@ class Recipe:
     raw: dict[str, Any] = field(repr=False)
     source: str = "<recipe>"
     extras: dict[str, Any] = field(default_factory=dict, repr=False)
+    registry: Registry | None = field(default=None, repr=False, compare=False)
 
     @property
     def data(self) -> Section:
@@ -159,48 +160,27 @@ class Recipe:
     def to_yaml(self) -> str:
         return yamlio.dump(self.resolved())
 
-    def with_overrides(
-        self,
-        overrides: Iterable[str],
-        *,
-        registry: Registry | None = None,
-        notify_plugins: bool = True,
-    ) -> Recipe:
-        """A new recipe: this one's input with `key=value` overrides applied, validated.
-
-        Plugins' `recipe_loaded` sees it unless `notify_plugins=False`, for a recipe that
-        is this one adjusted by kplug itself (the shortened recipe of a smoke run).
-        """
+    def with_overrides(self, overrides: Iterable[str]) -> Recipe:
+        """A new recipe: this one's input with `key=value` overrides applied, validated
+        against the same registry. Fires no hook: plugins saw the recipe it derives from."""
         return Recipe.from_dict(self.raw, source=self.source, overrides=overrides,
-                                registry=registry, notify_plugins=notify_plugins)  # fmt: skip
+                                registry=self.registry)  # fmt: skip
 
     @classmethod
     def from_dict(
         cls,
         data: Mapping[str, Any],
         *,
+        registry: Registry,
         source: str = "<recipe>",
         overrides: Iterable[str] = (),
-        registry: Registry | None = None,
         lines: Mapping[tuple, Origin] | None = None,
-        notify_plugins: bool = True,
     ) -> Recipe:
-        """Validate a recipe given as data (already merged with its `extends` base), then
-        call the plugins' `recipe_loaded` on it (unless `notify_plugins=False`).
-
-        `registry` is the component registry to validate against; the loaded plugins' by
-        default.
-        """
-        from kplug import plugins
-
+        """Validate a recipe given as data (already merged with its `extends` base) against
+        `registry`, the component registry. Fires no hook (`kplug.load_recipe` does)."""
         origins: dict[tuple, Origin] = dict(lines or {})
         merged = apply_overrides(_copy(dict(data)), overrides, origins)
-        if registry is None:
-            registry = plugins.registry()
-        recipe = _validate(merged, origins, source, registry)
-        if notify_plugins:
-            plugins.plugin_manager().hook.recipe_loaded(recipe=recipe)
-        return recipe
+        return _validate(merged, origins, source, registry)
 
 
 # ---------------------------------------------------------------------------------------
@@ -209,14 +189,14 @@ class Recipe:
 
 
 def load_recipe(
-    path: str | os.PathLike, overrides: Iterable[str] = (), *, registry: Registry | None = None
+    path: str | os.PathLike, overrides: Iterable[str] = (), *, registry: Registry
 ) -> Recipe:
-    """Load, merge, override and validate a recipe file.
+    """Load, merge, override and validate a recipe file (fires no hook).
 
     Args:
         path: the YAML file.
         overrides: `key.sub=value` and `~key.sub` strings, applied last.
-        registry: the component registry; the loaded plugins' by default.
+        registry: the component registry to validate against.
 
     Raises:
         RecipeError: listing every problem, each with file:line and key path.
@@ -567,6 +547,7 @@ def _validate(
         plugin_sections=plugin_sections,
         raw=data,
         source=source,
+        registry=registry,
     )
 
 

@@ -17,7 +17,6 @@ KINDS: dict[str, str] = {
     "register_objectives": "objective",
     "register_strategies": "strategy",
     "register_compressors": "compressor",
-    "register_tuners": "tuner",
     "register_callbacks": "callback",
     "register_exporters": "exporter",
 }
@@ -85,30 +84,6 @@ class Component:
 
     def supports(self, backend: str) -> bool:
         return not self.backends or backend in self.backends
-
-    def describe(self) -> dict[str, Any]:
-        """Parameters with their types, defaults and descriptions, for `kplug describe`."""
-        params = []
-        for key, info in self.config.model_fields.items():
-            params.append(
-                {
-                    "name": info.alias or key,  # a recipe key that is a Python keyword (`lambda`)
-                    "type": _type_name(info.annotation),
-                    "default": None
-                    if info.is_required()
-                    else _jsonable(info.get_default(call_default_factory=True)),
-                    "required": info.is_required(),
-                    "description": info.description or "",
-                }
-            )
-        return {
-            "kind": self.kind,
-            "name": self.name,
-            "summary": self.summary,
-            "plugin": self.plugin,
-            "backends": list(self.backends) or ["any"],
-            "parameters": params,
-        }
 
 
 class Registry:
@@ -201,23 +176,3 @@ class Registry:
             )
 
         return register
-
-
-def _type_name(annotation: Any) -> str:
-    if annotation is None:
-        return "None"
-    if isinstance(annotation, type):
-        return annotation.__name__
-    return str(annotation).replace("typing.", "")
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Config):
-        return value.model_dump(mode="json")
-    if isinstance(value, str | int | float | bool | type(None)):
-        return value
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    return str(value)

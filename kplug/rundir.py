@@ -288,3 +288,14 @@ def latest_completed_run(parent: Path) -> Path | None:
             if data.get("status") == "completed":
                 runs.append((data.get("finished", ""), child.name, child))
     return max(runs)[2] if runs else None
+
+
+def fsync_directory(folder: Path) -> None:
+    """Make renames in `folder` durable (a crash right after could otherwise lose them);
+    a file system that cannot sync a folder is left as it is."""
+    with contextlib.suppress(OSError, AttributeError):
+        descriptor = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)

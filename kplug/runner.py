@@ -15,13 +15,15 @@ import contextlib
 import logging
 import os
 import platform
+import re
 import time
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from kplug import splits
 from kplug.context import RunContext
+from kplug.data import splits
 from kplug.errors import KplugError, RunInterrupted
 from kplug.recipe import Recipe
 from kplug.registry import Registry
@@ -220,14 +222,20 @@ def _pipeline(ctx: RunContext, hook: Any, timings: dict[str, float]) -> dict[str
 
 def write_inference(ctx: RunContext, data_spec: Any) -> None:
     from kplug.inference import FILE, inference_metadata
+    from kplug.plugins import each_result, plugin_manager
 
-    meta = inference_metadata(ctx.recipe, data_spec, ctx.data.spec, ctx.model, ctx.directory.path)
+    meta = inference_metadata(ctx.recipe, data_spec, ctx.data.spec, ctx.model)
+    fields = each_result(
+        plugin_manager(), "inference_fields", run=ctx, directory=ctx.directory.path
+    )
+    for extra in fields:
+        meta.update({key: value for key, value in extra.items() if key not in meta})
     ctx.directory.write_json(FILE, meta)
 
 
 def write_report(ctx: RunContext, metrics: dict[str, Any]) -> None:
     """curves.png and report.md; a failure is logged, never fails the finished run."""
-    from kplug.run_report import write_run_report
+    from kplug.training.report import write_run_report
 
     try:
         write_run_report(ctx, metrics)
@@ -253,7 +261,7 @@ def smoke_recipe(recipe: Recipe) -> Recipe:
         "~train.early_stopping" if "early_stopping" in recipe.raw.get("train", {}) else "",
     ]
     # The same recipe, shortened by kplug: plugins saw it in `recipe_loaded` already.
-    return recipe.with_overrides([o for o in overrides if o], notify_plugins=False)
+    return recipe.with_overrides([o for o in overrides if o])
 
 
 # ---------------------------------------------------------------------------------------
@@ -262,7 +270,7 @@ def smoke_recipe(recipe: Recipe) -> Recipe:
 
 
 def _manifest_start(ctx: RunContext) -> dict[str, Any]:
-    from kplug.plugins import plugins, versions
+    from kplug.plugins import plugins
 
     return {
         "name": ctx.recipe.name,
@@ -310,3 +318,28 @@ def _loaded_registry() -> Registry:
     from kplug.plugins import registry
 
     return registry()
+
+
+def versions() -> dict[str, str]:
+    """Versions for a run's manifest, without importing anything: Python, Keras and its
+    backends, and each loaded plugin's distribution with the distributions it requires
+    (a plugin brings its own libraries; the core names none of them)."""
+    from kplug.plugins import plugins
+
+    out = {"python": platform.python_version()}
+    names = ["kplug", "keras", "numpy", "tensorflow", "jax"]
+    for info in plugins():
+        if not info.error and info.distribution not in ("(registered)", "?"):
+            names.extend([info.distribution, *_requirements(info.distribution)])
+    for name in dict.fromkeys(names):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            out[name] = metadata.version(name)
+    return out
+
+
+def _requirements(distribution: str) -> list[str]:
+    """The distributions `distribution` requires, its extras' included (kplug's own
+    TensorFlow stack is an extra); `versions` keeps those that are installed."""
+    names = [re.match(r"[A-Za-z0-9._-]*", text).group().lower()
+             for text in metadata.requires(distribution) or []]  # fmt: skip
+    return [name for name in names if name]

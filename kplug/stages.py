@@ -1,4 +1,4 @@
-"""The set-up sequence every command that builds a recipe's pieces shares: backend,
+"""The set-up sequence every command that builds a recipe's pieces shares: recipe, backend,
 context, strategy, data, network (`kplug run`, `kplug plan --build`, `kplug data`, tuners).
 """
 
@@ -8,12 +8,33 @@ import os
 import sys
 from typing import Any
 
-from kplug import splits
 from kplug.components import Data
 from kplug.context import RunContext
+from kplug.data import splits
 from kplug.errors import DataError, RunError
 from kplug.recipe import Recipe
 from kplug.registry import Registry
+
+
+def load_recipe(
+    path: str | os.PathLike,
+    overrides: list[str] | tuple[str, ...] = (),
+    *,
+    registry: Registry | None = None,
+) -> Recipe:
+    """Load, merge, override and validate a recipe file against `registry` (the loaded
+    plugins' by default), then let plugins' `recipe_loaded` see it: once per loaded recipe
+    (recipes kplug derives from it, `Recipe.with_overrides`, fire nothing).
+
+    Raises:
+        RecipeError: listing every problem, each with file:line and key path.
+    """
+    from kplug import plugins
+    from kplug.recipe import load_recipe as load_file
+
+    loaded = load_file(path, overrides, registry=registry or plugins.registry())
+    plugins.plugin_manager().hook.recipe_loaded(recipe=loaded)
+    return loaded
 
 
 def set_up(

@@ -56,8 +56,14 @@ def registered(plugin: Any, name: str | None = None) -> Iterator[Registry]:
 
 
 def recipe(data: Mapping[str, Any], overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
-    """A validated recipe from a dict; `name` defaults to `test`."""
-    return Recipe.from_dict({"name": "test", **data}, source="<test>", overrides=overrides)
+    """A validated recipe from a dict (`name` defaults to `test`), seen by plugins'
+    `recipe_loaded` as `kplug.load_recipe` would let them see a file."""
+    from kplug.plugins import plugin_manager, registry
+
+    loaded = Recipe.from_dict({"name": "test", **data}, source="<test>", overrides=overrides,
+                              registry=registry())  # fmt: skip
+    plugin_manager().hook.recipe_loaded(recipe=loaded)
+    return loaded
 
 
 def smoke_run(

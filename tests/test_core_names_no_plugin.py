@@ -15,8 +15,9 @@ PLUGIN_PACKAGES = sorted(
 )
 PLUGIN_NAMES = [
     *PLUGIN_PACKAGES,
-    "layout_rules", "register_cleaners", "register_tokenizers",  # hooks plugins declare
-    "cleaner", "tokenizer",  # the text plugin's component kinds
+    "layout_rules", "register_cleaners", "register_tokenizers", "register_tuners",  # hooks
+    "cleaner", "tokenizer", "tuner",  # component kinds plugins declare
+    "Cleaner", "Tokenizer",  # the text plugin's base classes
     "search",  # the tuner plugin's recipe section
     "kplug launch", "kplug tune", "kplug generate", "kplug sample",  # plugins' commands
     "keras-hub", "keras_hub", "keras-tuner", "keras_tuner",  # libraries of plugins
@@ -59,20 +60,10 @@ def plugin_names_in(source: str) -> list[tuple[int, str]]:
             for match in PATTERN.finditer(text)]  # fmt: skip
 
 
-# Known leftovers, merged from issue 17 (predict/evaluate, inference.json) after this check
-# was written: a text run's saved tokenizer and keras-hub model classes. They belong
-# behind a plugin hook (the text plugin adding its part of inference.json); until then
-# they are listed here so that no new name slips in.
-KNOWN_LEFTOVERS = {
-    "kplug/inference.py": {"tokenizer", "keras_hub"},
-    "kplug/prediction.py": {"tokenizer"},
-    "kplug/cli/evaluate.py": {"tokenizer"},
-    # plan's memory estimate (issue 17) reads the tokenizer's vocab_size and keras-hub's
-    # measured baseline; both belong in the plugins' `estimate` facts (issue 15, open).
-    "kplug/plan.py": {"tokenizer", "keras_hub", "keras-hub"},
-    # the TensorFlow family, to tell "TensorFlow is missing" from other import errors
-    "kplug/backends.py": {"tensorflow_model_optimization"},
-}
+# Known leftovers allowed by file: none. (The last ones, a text run's tokenizer in
+# inference.json and evaluate's pins, keras-hub's baseline and the tokenizer's vocabulary
+# in plan, went to the plugins' `inference_fields`, `evaluation_overrides` and `estimate`.)
+KNOWN_LEFTOVERS: dict[str, set[str]] = {}
 
 
 def test_the_core_names_no_plugin():

@@ -31,7 +31,19 @@ def test_derived_recipes(minimal_recipe):
         assert counter.names == ["tiny"]
         smoke_recipe(recipe)  # kplug's own shortening: the same recipe
         assert counter.names == ["tiny"]
-        recipe.with_overrides(["name=other"])  # a new recipe: plugins may refuse it
-        assert counter.names == ["tiny", "other"]
-        recipe.with_overrides(["name=quiet"], notify_plugins=False)
-        assert counter.names == ["tiny", "other"]
+        recipe.with_overrides(["name=other"])  # derived by kplug (a tune trial's recipe)
+        assert counter.names == ["tiny"]
+        kplug.load_recipe(minimal_recipe, ["name=again"])  # loaded: a recipe enters kplug
+        assert counter.names == ["tiny", "again"]
+
+
+def test_validation_takes_its_registry_and_fires_no_hook(minimal_recipe):
+    from kplug.plugins import registry
+    from kplug.recipe import load_recipe
+
+    counter = CountLoads()
+    with testing.registered(counter, name="count_loads"):
+        validating = registry()
+        recipe = load_recipe(minimal_recipe, registry=validating)
+    assert recipe.name == "tiny" and counter.names == []
+    assert recipe.registry is validating

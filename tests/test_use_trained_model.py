@@ -228,3 +228,48 @@ def test_hook_prediction_rows_replaces_class_rows(cnn_run, tmp_path, capsys):
     with testing.registered(ZerosRows(), "zeros"):
         assert main(["predict", str(cnn_run.directory), str(tmp_path)]) == 0
     assert capsys.readouterr().out.splitlines() == ["input,score_sum", "zeros,1.0"]
+
+
+class PinLimit:
+    """Pins a data option for `kplug evaluate`, as the text plugin pins its tokenizer."""
+
+    @kplug.hookimpl
+    def evaluation_overrides(self, recipe, inference, run_dir):
+        assert inference["dataset"] == recipe.data.name == "mnist" and run_dir.is_dir()
+        return ["data.limit=8"]
+
+
+def test_hook_evaluation_overrides_pin_the_runs_data(cnn_run, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    shutil.copytree(cnn_run.directory, run_dir)  # the shared run's evaluations stay as they are
+    with testing.registered(PinLimit(), "pin_limit"):
+        assert main(["evaluate", str(run_dir)]) == 0
+    assert json.loads(capsys.readouterr().out)["examples"] == 8
+    (record_path,) = (run_dir / "evaluations").glob("*.json")
+    assert json.loads(record_path.read_text())["data"]["limit"] == 8
+
+
+class AddFields:
+    @kplug.hookimpl
+    def inference_fields(self, run, directory):
+        assert directory == run.directory.path
+        return {"my_plugin": {"labels": "my_labels.txt"}, "format": 99}
+
+
+class BrokenFields:
+    @kplug.hookimpl
+    def inference_fields(self):
+        raise RuntimeError("no fields today")
+
+
+def test_hook_inference_fields_add_entries_but_not_kplugs(minimal_recipe, runs_root, caplog):
+    with (
+        testing.registered(AddFields(), "add_fields"),
+        testing.registered(BrokenFields(), "broken"),
+    ):
+        result = run(kplug.load_recipe(minimal_recipe), runs_root=runs_root, smoke=True)
+    assert result.status == "completed"
+    meta = json.loads((result.directory / "inference.json").read_text())
+    assert meta["my_plugin"] == {"labels": "my_labels.txt"}
+    assert meta["format"] == 1  # kplug's own key wins
+    assert "broken" in caplog.text and "no fields today" in caplog.text  # named, not silent

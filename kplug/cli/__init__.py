@@ -82,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if debug:  # plugins' tracebacks, in this process and in the child processes it starts
         os.environ["KPLUG_DEBUG"] = "1"
     if as_program and not debug:
-        from kplug.console import filter_native_logs
+        from kplug.cli.console import filter_native_logs
 
         filter_native_logs()
     _configure_logging()

@@ -32,7 +32,7 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load(args: argparse.Namespace):
     """The validated recipe that `add_recipe_arguments`' arguments name."""
-    from kplug.recipe import load_recipe
+    from kplug.stages import load_recipe
 
     return load_recipe(args.recipe, args.overrides)
 

@@ -25,7 +25,7 @@ def add_to(subparsers) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     from kplug import yamlio
-    from kplug.run_report import plot_curves, read_history
+    from kplug.training.report import plot_curves, read_history
 
     if len(args.run_dirs) < 2:
         raise KplugError("kplug compare needs two or more run directories.")

@@ -59,7 +59,7 @@ def print_section(key: str, value) -> None:
 
 
 def _manage_cache(args: argparse.Namespace) -> int:
-    from kplug.data_cache import cache_root, clear_cache, list_prepared
+    from kplug.data.cache import cache_root, clear_cache, list_prepared
 
     if args.clear:
         print(f"removed {clear_cache()} prepared datasets from {cache_root()}")

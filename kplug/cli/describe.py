@@ -50,10 +50,41 @@ def handle(args: argparse.Namespace) -> int:
     return 0
 
 
+def summary(component: Any) -> dict[str, Any]:
+    """A component's kind, name, summary, plugin and backends."""
+    return {
+        "kind": component.kind,
+        "name": component.name,
+        "summary": component.summary,
+        "plugin": component.plugin,
+        "backends": list(component.backends) or ["any"],
+    }
+
+
 def _described(component: Any) -> dict[str, Any]:
-    """`Component.describe()` with each parameter's type in words (`list of int > 0`)."""
-    info = component.describe()
-    fields = component.config.model_fields
-    for parameter in info["parameters"]:
-        parameter["type"] = field_type(fields[parameter["name"]])
-    return info
+    """`summary` and the parameters: each one's type in words (`list of int > 0`),
+    default, whether it is required and its description."""
+    params = []
+    for key, info in component.config.model_fields.items():
+        required = info.is_required()
+        default = None if required else info.get_default(call_default_factory=True)
+        params.append({
+            "name": info.alias or key,  # a recipe key that is a Python keyword (`lambda`)
+            "type": field_type(info),
+            "default": _jsonable(default),
+            "required": required,
+            "description": info.description or "",
+        })  # fmt: skip
+    return {**summary(component), "parameters": params}
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "model_dump"):  # a nested config
+        return value.model_dump(mode="json")
+    if isinstance(value, str | int | float | bool | type(None)):
+        return value
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return str(value)

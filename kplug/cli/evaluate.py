@@ -14,7 +14,8 @@ def add_to(subparsers) -> None:
         help="a finished run's metrics on other data: kplug evaluate RUN_DIR data.path=new.csv",
         description="Evaluate a finished run's model with its own loss and metrics on a split "
         "of its dataset, changed by data overrides (data.path=new.csv, data.test_path=...). "
-        "The run's tokenizer and sequence lengths are kept. The result is printed and "
+        "The run's preprocessing (as plugins pin it) and sequence lengths are kept. The "
+        "result is printed and "
         "written to RUN_DIR/evaluations/<UTC time>.json.",
     )
     parser.add_argument("run_dir", help="a run directory, or runs/<name> (its newest run)")
@@ -38,7 +39,7 @@ def add_to(subparsers) -> None:
 def handle(args: argparse.Namespace) -> int:
     import sys
 
-    from kplug.prediction import evaluate
+    from kplug.inference.prediction import evaluate
 
     record, path = evaluate(
         args.run_dir, args.overrides, split=args.split, trust_model=args.trust_model, argv=sys.argv

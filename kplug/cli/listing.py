@@ -23,7 +23,9 @@ def handle(args: argparse.Namespace) -> int:
     kind = _kind(args.kind, list(reg.components)) if args.kind else None
     components = reg.all(kind)
     if args.json:
-        print_json([c.describe() | {"parameters": None} for c in components])
+        from kplug.cli.describe import summary
+
+        print_json([summary(c) | {"parameters": None} for c in components])
         return 0
     rows = [[c.kind, c.name, c.plugin, c.summary] for c in components]
     print(table(rows, ["kind", "name", "plugin", "summary"]))

@@ -21,7 +21,7 @@ def add_to(subparsers) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from kplug.plan import plan
+    from kplug.training.plan import plan
 
     result = plan(load(args), build=args.build)
     if args.json:

@@ -48,7 +48,7 @@ def add_to(subparsers) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from kplug.prediction import predict
+    from kplug.inference.prediction import predict
 
     if args.top_k < 1 or args.max_tokens < 0 or args.temperature < 0:
         raise KplugError("--top-k must be >= 1, --max-tokens and --temperature >= 0.")

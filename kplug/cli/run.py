@@ -50,8 +50,8 @@ def run_and_report(
     recipe_path: str | None, overrides: list[str], args: argparse.Namespace, *, resume: str | None
 ) -> int:
     """Load the recipe (a resumed run's own by default), run it and print the result."""
-    from kplug.recipe import load_recipe
     from kplug.runner import run
+    from kplug.stages import load_recipe
 
     if resume is not None:
         from kplug.rundir import RunDirectory

@@ -31,7 +31,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, NonNegativeInt, ValidationError
 
 from kplug.errors import RunError
-from kplug.rundir import RunDirectory, utc_now, write_atomically
+from kplug.rundir import RunDirectory, fsync_directory, utc_now, write_atomically
 
 log = logging.getLogger("kplug")
 
@@ -125,7 +125,7 @@ def write_checkpoint(
     write_atomically(folder / f"{stem}.npz", data)
     text = json.dumps(meta, indent=1, allow_nan=True) + "\n"
     target = write_atomically(folder / f"{stem}.json", text.encode("utf-8"))
-    _fsync_directory(folder)
+    fsync_directory(folder)
     rotate(folder, keep)
     return target
 
@@ -368,16 +368,6 @@ def _metadata_files(folder: Path) -> list[Path]:
         return []
     found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.match(p.name))]
     return [p for _, p in sorted(found, reverse=True)]
-
-
-def _fsync_directory(folder: Path) -> None:
-    """Make the renames durable (a crash right after could otherwise lose them)."""
-    with contextlib.suppress(OSError, AttributeError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _mib(n: int) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from kplug import splits
+from kplug.data import splits
 
 if TYPE_CHECKING:
     from kplug.context import RunContext

@@ -11,10 +11,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import sys
 from typing import TYPE_CHECKING, Any
 
-from kplug import splits
-from kplug.console import progress_verbosity
+from kplug.data import splits
 from kplug.training import phases
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ class Trainer:
                 )
             )
         if train.tensorboard:
-            from kplug.tracking import tensorboard_callbacks
+            from kplug.training.tracking import tensorboard_callbacks
 
             out.extend(tensorboard_callbacks(ctx))
         out.extend(ctx.build(section) for section in ctx.recipe.callbacks)
@@ -280,8 +280,8 @@ def preflight(ctx: RunContext, *, parameters: int | None) -> None:
     """Writable run directory with room for the checkpoints (`keep_checkpoints`, the one
     written before the oldest is removed and the last sane one), model.keras and each
     export; before data, then exact."""
-    from kplug.plan import OPTIMIZER_SLOTS
     from kplug.training.checkpoints import preflight as check
+    from kplug.training.plan import OPTIMIZER_SLOTS
 
     if not ctx.strategy.is_chief:
         return
@@ -294,10 +294,19 @@ def preflight(ctx: RunContext, *, parameters: int | None) -> None:
 
 def estimated_parameters(ctx: RunContext) -> int | None:
     """The architecture's parameter estimate (no data loaded), when it has one."""
-    from kplug.plan import plan
+    from kplug.training.plan import plan
 
     try:
         return plan(ctx.recipe, registry=ctx.registry).get("parameters")
     except Exception:  # an estimate is optional: the exact check follows the build
         log.debug("no parameter estimate", exc_info=True)
         return None
+
+
+def progress_verbosity(verbose: str | int) -> str | int:
+    """Keras' `verbose` for `train.verbose`: `auto` is a progress bar (1) on a terminal and
+    one plain line per epoch (2) when stdout is a file or a pipe, so logs hold no escape
+    codes; other values are kept."""
+    if verbose != "auto":
+        return verbose
+    return 1 if sys.stdout.isatty() else 2

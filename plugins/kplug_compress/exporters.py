@@ -127,12 +127,62 @@ class TFLiteConfig(StepConfig):
         description="encode sparse weights sparsely in the flatbuffer (TFLite's "
         f"EXPERIMENTAL_SPARSITY) when at least {SPARSE_ENCODING_THRESHOLD:.0%} are zero",
     )
+    unroll: bool = Field(
+        True,
+        description="recurrent layers (LSTM, GRU, SimpleRNN): convert a copy unrolled over "
+        "the run's sequence length, which TFLite builtins run in any interpreter; false: "
+        "keep the loop (Select TF ops, which need the Flex delegate)",
+    )
     select_tf_ops: Literal["auto", "always", "never"] = Field(
         "auto",
         description="TensorFlow ops the TFLite builtins lack (an RNN's TensorList loop) as "
         "Select TF ops, which need the Flex delegate (in the full tensorflow package, or "
         "tensorflow-lite-select-tf-ops on devices); auto: only when builtins fail",
     )
+
+
+RECURRENT = ("LSTM", "GRU", "SimpleRNN")
+
+
+def unrolled(model: Any, ctx: kplug.RunContext) -> Any:
+    """A copy of a Keras 3 model whose recurrent layers are unrolled over the run's fixed
+    sequence length (the same weights), or `model` itself when it has no recurrent layer
+    or no fixed length. The TFLite converter lowers a Keras 3 RNN's loop only to
+    TensorList ops, which need the Flex delegate; unrolled, it is builtin ops."""
+    if is_tf_keras_model(model):
+        return model
+    try:
+        config = model.get_config()
+    except NotImplementedError:  # a subclassed model: it is converted as it is
+        return model
+    length = (ctx.spec.input_shape or (None,))[0]
+    if not isinstance(length, int) or not _unroll(config, length):
+        return model
+    log.info("export tflite: recurrent layers unrolled over %d steps", length)
+    copy = type(model).from_config(config)
+    copy.set_weights(model.get_weights())
+    # The converter traces a Keras 3 model from the shapes of a first call.
+    zeros = [np.zeros((1, *tensor.shape[1:]), tensor.dtype) for tensor in copy.inputs]
+    copy(zeros[0] if len(zeros) == 1 else zeros)
+    return copy
+
+
+def _unroll(config: Any, length: int) -> bool:
+    """Set `unroll` on every recurrent layer's config and the sequence axis of every
+    input to `length`, in place; whether there was a recurrent layer."""
+    if isinstance(config, list):
+        return any([_unroll(item, length) for item in config])  # noqa: C419 (visit all)
+    if not isinstance(config, dict):
+        return False
+    found = False
+    if config.get("class_name") in RECURRENT and isinstance(config.get("config"), dict):
+        config["config"]["unroll"] = True
+        found = True
+    for key in ("batch_shape", "build_input_shape"):
+        shape = config.get(key)
+        if isinstance(shape, list | tuple) and len(shape) == 2 and shape[1] is None:
+            config[key] = [shape[0], length]
+    return any([_unroll(value, length) for value in config.values()]) or found  # noqa: C419
 
 
 class TFLiteExporter(MeasuredExporter):
@@ -156,6 +206,8 @@ class TFLiteExporter(MeasuredExporter):
                 "or int8)."
             )
         total, nonzero = count_parameters(model)
+        if config.unroll:
+            model = unrolled(model, ctx)
         sparse = config.keep_sparsity and total and 1 - nonzero / total >= SPARSE_ENCODING_THRESHOLD
         attempts = {"auto": (False, True), "always": (True,), "never": (False,)}
         for select in attempts[config.select_tf_ops]:
@@ -175,7 +227,8 @@ class TFLiteExporter(MeasuredExporter):
         if select:
             log.info("export tflite %s: with Select TF ops (needs the Flex delegate)",
                      config.mode)  # fmt: skip
-        name = f"model.{config.mode}{'.sparse' if sparse else ''}.tflite"
+        # `.flex`: the file needs the Flex delegate, and two exports of one mode differ.
+        name = f"model.{config.mode}{'.sparse' if sparse else ''}{'.flex' if select else ''}.tflite"
         return ctx.directory.write_bytes(name, flatbuffer)
 
     def _convert(self, model: Any, ctx: kplug.RunContext, *, sparse: bool,

@@ -10,6 +10,7 @@ from kplug_compress.low_rank import LowRank, LowRankConfig
 from kplug_compress.prune import Prune, PruneConfig
 from kplug_compress.qat import QAT, QATConfig
 from kplug_compress.quantize import Quantize, QuantizeConfig
+from kplug_compress.serving import TextServingExporter, check_before_training
 
 TF = ("tensorflow",)
 
@@ -73,6 +74,13 @@ def register_exporters(register):
         summary="saved_model/: a TensorFlow SavedModel (model.export)",
     )
     register(
+        "saved_model_with_preprocessing",
+        TextServingExporter,
+        config=kplug.EmptyConfig,
+        backends=TF,
+        summary="a SavedModel of a text classifier taking raw strings (tokenizer in-graph)",
+    )
+    register(
         "tflite",
         TFLiteExporter,
         config=TFLiteConfig,
@@ -101,7 +109,10 @@ def recipe_loaded(recipe):
 
 @kplug.hookimpl
 def run_started(run):
-    """Fail before training when a distillation teacher is missing."""
+    """Fail before training when a distillation teacher is missing, or when the text
+    preprocessing cannot go into a serving SavedModel."""
     for section in run.recipe.compression:
         if isinstance(section.config, DistillConfig):
             resolve_teacher(section.config.teacher)
+    if any(section.name == TextServingExporter.name for section in run.recipe.export):
+        check_before_training(run)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from kplug_text.components import Tokenizer
 from pydantic import Field, NonNegativeInt, PositiveInt
 
 import kplug
@@ -30,7 +31,7 @@ class SyntheticTokensConfig(kplug.Config):
     data_seed: int = Field(0, description="seed of the generated tokens")
 
 
-class SyntheticTokenizer(kplug.Tokenizer):
+class SyntheticTokenizer(Tokenizer):
     """Names token `i` as `t<i>`: enough to decode what a model generates."""
 
     def __init__(self, vocabulary_size: int):

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from kplug_text.components import Tokenizer
 
 import kplug
 
@@ -79,7 +80,7 @@ def lm_settings(run_dir: Path) -> dict[str, Any]:
 
 def generate(
     model: Any,
-    tokenizer: kplug.Tokenizer,
+    tokenizer: Tokenizer,
     prompt: str,
     *,
     max_tokens: int,

@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 
 import kplug
+from kplug_text.components import Tokenizer
 from kplug_text.vocabulary import TokenizerConfig, check_vocabulary_size
 
 BYTES = 256
@@ -27,7 +28,7 @@ class BpeConfig(TokenizerConfig):
         return self
 
 
-class BpeTokenizer(kplug.Tokenizer):
+class BpeTokenizer(Tokenizer):
     """Byte-level BPE; `decode(encode(text)) == text` (lowercased if `lowercase`)."""
 
     def __init__(self, config: BpeConfig, ctx: kplug.RunContext | None = None):
@@ -81,6 +82,13 @@ class BpeTokenizer(kplug.Tokenizer):
 
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=True)
+
+    def in_graph(self):
+        """The TensorFlow twin of `encode_batch` (see graph_tokenizers.py)."""
+        from kplug_text.graph_tokenizers import byte_pair_ids
+
+        c = self.config
+        return byte_pair_ids(self.tokenizer.to_str(), c.lowercase, c.special_tokens())
 
     def save(self, directory: Path) -> Path:
         path = Path(directory) / "bpe.json"

@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import Field
 
 import kplug
+from kplug_text.components import Tokenizer
 from kplug_text.vocabulary import TokenizerConfig, check_vocabulary_size
 
 
@@ -21,7 +22,7 @@ class CharTokenizerConfig(TokenizerConfig):
     )
 
 
-class CharTokenizer(kplug.Tokenizer):
+class CharTokenizer(Tokenizer):
     """One token per Unicode character; unseen characters become the unknown token."""
 
     def __init__(self, config: CharTokenizerConfig, ctx: kplug.RunContext | None = None):
@@ -63,6 +64,12 @@ class CharTokenizer(kplug.Tokenizer):
             for i in map(int, ids)
         )
 
+    def in_graph(self):
+        """The TensorFlow twin of `encode_batch` (see graph_tokenizers.py)."""
+        from kplug_text.graph_tokenizers import CharacterIds
+
+        return CharacterIds(self.tokens, self.special_ids["unk"], self.config.lowercase)
+
     def save(self, directory: Path) -> Path:
         path = Path(directory) / "characters.json"
         path.write_text(json.dumps(self.tokens, ensure_ascii=False), encoding="utf-8")
@@ -83,7 +90,7 @@ class ByteTokenizerConfig(kplug.Config):
     lowercase: bool = Field(False, description="lowercase text before tokenizing")
 
 
-class ByteTokenizer(kplug.Tokenizer):
+class ByteTokenizer(Tokenizer):
     """One token per UTF-8 byte (ids 3..258) after padding 0, unknown 1 (unused) and end 2:
     any text round-trips exactly, nothing to train."""
 
@@ -106,6 +113,12 @@ class ByteTokenizer(kplug.Tokenizer):
     def decode(self, ids: list[int]) -> str:
         data = bytes(i - self.SPECIALS for i in map(int, ids) if i >= self.SPECIALS)
         return data.decode("utf-8", errors="replace")
+
+    def in_graph(self):
+        """The TensorFlow twin of `encode_batch` (see graph_tokenizers.py)."""
+        from kplug_text.graph_tokenizers import ByteIds
+
+        return ByteIds(self.SPECIALS, self.config.lowercase)
 
     def save(self, directory: Path) -> Path:
         path = Path(directory) / "bytes.json"

@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import Field
 
 import kplug
+from kplug_text.components import Cleaner
 
 # HTML elements that mark a document as HTML; prose such as "<class 'int'>" or "<expr>"
 # (which pydoc is full of) is not a tag and must survive.
@@ -39,7 +40,7 @@ class StripHtmlConfig(kplug.Config):
     )
 
 
-class StripHtml(kplug.Cleaner):
+class StripHtml(Cleaner):
     """Removes HTML tags (and script/style content) and decodes entities (`&amp;`).
 
     Only documents that contain a tag are parsed (with lxml), so prose that merely uses
@@ -77,11 +78,21 @@ class NormalizeUnicodeConfig(kplug.Config):
     uncurl_quotes: bool = Field(False, description="ftfy: turn curly quotes into straight ones")
 
 
-class NormalizeUnicode(kplug.Cleaner):
+class NormalizeUnicode(Cleaner):
     """Repairs mojibake with ftfy and applies a Unicode normalization form."""
 
     def __init__(self, config: NormalizeUnicodeConfig, ctx: kplug.RunContext | None = None):
         self.config = config
+
+    def in_graph(self):
+        """The TensorFlow twin (tf-text's `normalize_utf8`), without ftfy's repairs,
+        which are Python only."""
+        if self.config.fix_mojibake:
+            return None
+        import tensorflow_text
+
+        form = self.config.form
+        return lambda texts: tensorflow_text.normalize_utf8(texts, form)
 
     def clean(self, texts: list[str]) -> list[str | None]:
         if not self.config.fix_mojibake:
@@ -136,7 +147,7 @@ class RemoveCharactersConfig(kplug.Config):
     keep: str = Field("\n\t", description="characters kept even if their category is listed")
 
 
-class RemoveCharacters(kplug.Cleaner):
+class RemoveCharacters(Cleaner):
     """Removes control and other special characters by Unicode category."""
 
     def __init__(self, config: RemoveCharactersConfig, ctx: kplug.RunContext | None = None):
@@ -161,7 +172,7 @@ class CollapseWhitespaceConfig(kplug.Config):
     )
 
 
-class CollapseWhitespace(kplug.Cleaner):
+class CollapseWhitespace(Cleaner):
     """Collapses runs of whitespace and strips it from both ends of every document."""
 
     SPACES = re.compile(r"[^\S\n]+")

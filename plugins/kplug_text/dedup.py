@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import Field, PositiveInt
 
 import kplug
+from kplug_text.components import Cleaner
 
 WORD = re.compile(r"\w+")
 SHINGLES = 4096  # per MinHash update: bounds its uint64 matrix to num_perm x 4096
@@ -22,11 +23,15 @@ class ExactDedupConfig(kplug.Config):
     )
 
 
-class ExactDedup(kplug.Cleaner):
+class ExactDedup(Cleaner):
     """Keeps the first of documents with the same (normalized) text, by SHA-1 hash."""
 
     def __init__(self, config: ExactDedupConfig, ctx: kplug.RunContext | None = None):
         self.config = config
+
+    def in_graph(self):
+        """At prediction a filter's verdict on one input is ignored: it is kept as is."""
+        return unchanged
 
     def clean(self, texts: list[str]) -> list[str | None]:
         return drop_repeats(texts, self.keys(texts), self.index())
@@ -70,13 +75,17 @@ class MinhashDedupConfig(kplug.Config):
     seed: int = Field(1, description="seed of the MinHash permutations")
 
 
-class MinhashDedup(kplug.Cleaner):
+class MinhashDedup(Cleaner):
     """Near-duplicate removal: MinHash signatures of each document's shingles, banded as in
     datasketch's MinHash LSH; a document that shares a band with an earlier kept one
     (estimated Jaccard similarity above `threshold`) is removed, the first one is kept."""
 
     def __init__(self, config: MinhashDedupConfig, ctx: kplug.RunContext | None = None):
         self.config = config
+
+    def in_graph(self):
+        """At prediction a filter's verdict on one input is ignored: it is kept as is."""
+        return unchanged
 
     def clean(self, texts: list[str]) -> list[str | None]:
         return drop_repeats(texts, self.keys(texts), self.index())
@@ -164,3 +173,8 @@ def drop_repeats(texts: list[str], keys: list, index) -> list[str | None]:
     """Each text, or None when `index` saw its key before (the first one is kept)."""
     return [None if index.seen_before(i, key) else text
             for i, (text, key) in enumerate(zip(texts, keys, strict=True))]  # fmt: skip
+
+
+def unchanged(texts):
+    """The in-graph twin of a filter (see `in_graph`)."""
+    return texts

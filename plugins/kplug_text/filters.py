@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field, NonNegativeInt, PositiveInt
 
 import kplug
+from kplug_text.components import Cleaner
 
 
 class LengthFilterConfig(kplug.Config):
@@ -14,11 +15,15 @@ class LengthFilterConfig(kplug.Config):
     max_words: PositiveInt | None = Field(None, description="drop documents with more words")
 
 
-class LengthFilter(kplug.Cleaner):
+class LengthFilter(Cleaner):
     """Drops documents outside a range of characters and words."""
 
     def __init__(self, config: LengthFilterConfig, ctx: kplug.RunContext | None = None):
         self.config = config
+
+    def in_graph(self):
+        """At prediction a filter's verdict on one input is ignored: it is kept as is."""
+        return unchanged
 
     def clean(self, texts: list[str]) -> list[str | None]:
         return [text if self._keeps(text) else None for text in texts]
@@ -45,12 +50,16 @@ class QualityFilterConfig(kplug.Config):
     )  # fmt: skip
 
 
-class QualityFilter(kplug.Cleaner):
+class QualityFilter(Cleaner):
     """Drops low-quality documents: mostly symbols or digits, or many repeated lines
     (navigation menus, boilerplate, spam)."""
 
     def __init__(self, config: QualityFilterConfig, ctx: kplug.RunContext | None = None):
         self.config = config
+
+    def in_graph(self):
+        """At prediction a filter's verdict on one input is ignored: it is kept as is."""
+        return unchanged
 
     def clean(self, texts: list[str]) -> list[str | None]:
         return [text if self._keeps(text) else None for text in texts]
@@ -72,3 +81,8 @@ def repeated_line_ratio(text: str) -> float:
     """Share of non-empty lines equal to an earlier line of the same document."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return 1 - len(set(lines)) / len(lines) if lines else 0.0
+
+
+def unchanged(texts):
+    """The in-graph twin of a filter (see `in_graph`)."""
+    return texts

@@ -17,9 +17,10 @@ KINDS = {"register_cleaners": "cleaner", "register_tokenizers": "tokenizer"}
 def register_cleaners(register: Callable[..., None]) -> None:
     """Register text cleaning steps (a text dataset's ``clean:`` list).
 
-    The factory returns a `kplug.Cleaner`, whose ``clean(texts)`` returns one entry per
-    input text: the cleaned text, or None to drop it. Steps run in recipe order and each
-    reports the documents and characters it removed into ``data_report.json``.
+    The factory returns a `kplug_text.components.Cleaner`: its ``clean(texts)`` returns
+    one entry per input text: the cleaned text, or None to drop it. Steps run in recipe
+    order and each reports the documents and characters it removed into
+    ``data_report.json``.
     """
 
 
@@ -27,7 +28,7 @@ def register_cleaners(register: Callable[..., None]) -> None:
 def register_tokenizers(register: Callable[..., None]) -> None:
     """Register tokenizers (a text dataset's ``tokenizer:``).
 
-    The factory returns an untrained `kplug.Tokenizer`; kplug trains it on the cleaned
-    training documents (or loads its vocabulary file) and saves it into the run directory,
-    so that generation works from the run directory alone.
+    The factory returns an untrained `kplug_text.components.Tokenizer`; kplug trains it on
+    the cleaned training documents (or loads its vocabulary file) and saves it into the run
+    directory, so that generation works from the run directory alone.
     """

@@ -13,6 +13,7 @@ from kplug_text.char_level import (
 )
 from kplug_text.pydoc_corpus import PydocCorpusConfig, estimate_pydoc_corpus, load_pydoc_corpus
 from kplug_text.text_files import TextFilesConfig, load_text_files
+from kplug_text.tokenizer_files import with_vocabulary_facts
 from kplug_text.unigram import SentencePieceConfig, SentencePieceTokenizer
 from kplug_text.vader_pairs import VaderPairsConfig, estimate_vader_pairs, load_vader_pairs
 from kplug_text.vader_sentiment import (
@@ -31,13 +32,14 @@ def register_datasets(register):
         load_pydoc_corpus,
         config=PydocCorpusConfig,
         summary="CPython's pydoc help topics (~465k characters of English prose), embedded",
-        estimate=estimate_pydoc_corpus,
+        estimate=with_vocabulary_facts(estimate_pydoc_corpus),
     )
     register(
         "text_files",
         load_text_files,
         config=TextFilesConfig,
         summary="documents from a file, folder or glob of .txt/.jsonl/.csv, optional labels",
+        estimate=with_vocabulary_facts(),
     )
     register(
         "web_crawl",
@@ -45,7 +47,7 @@ def register_datasets(register):
         config=WebCrawlConfig,
         summary="main text of web pages from a polite crawl (robots.txt, allowed domains, "
         "on-disk cache)",
-        estimate=estimate_web_crawl,
+        estimate=with_vocabulary_facts(estimate_web_crawl),
     )
     register(
         "vader_sentiment",
@@ -53,7 +55,7 @@ def register_datasets(register):
         config=VaderSentimentConfig,
         summary="7,500 human-rated words and emoticons of the VADER lexicon, labelled "
         "positive/negative by the sign of their mean rating, embedded",
-        estimate=estimate_vader_sentiment,
+        estimate=with_vocabulary_facts(estimate_vader_sentiment),
     )
     register(
         "vader_pairs",
@@ -61,7 +63,7 @@ def register_datasets(register):
         config=VaderPairsConfig,
         summary="pairs of VADER lexicon tokens labelled first/second by which is rated "
         "higher; tokens split before pairing, so test tokens are unseen; embedded",
-        estimate=estimate_vader_pairs,
+        estimate=with_vocabulary_facts(estimate_vader_pairs),
     )
 
 
@@ -121,3 +123,21 @@ def prediction_inputs(config, paths, texts, pairs, run_dir, inference, ctx):
     from kplug_text.prediction_inputs import read_prediction_inputs
 
     return read_prediction_inputs(config, paths, texts, pairs, run_dir, inference, ctx)
+
+
+@kplug.hookimpl
+def inference_fields(directory):
+    """inference.json's `tokenizer`: the run's saved tokenizer, if it has one."""
+    from kplug_text.tokenizer_files import saved_tokenizer_entry
+
+    return saved_tokenizer_entry(directory)
+
+
+@kplug.hookimpl
+def evaluation_overrides(recipe, inference, run_dir):
+    """New data is tokenized with the run's saved tokenizer, not a newly trained one."""
+    tokenizer = getattr(recipe.data.config, "tokenizer", None)
+    saved = inference.get("tokenizer")
+    if not (saved and isinstance(tokenizer, dict) and "vocabulary_file" in tokenizer):
+        return []
+    return [f"data.tokenizer.vocabulary_file={run_dir / saved['folder'] / saved['file']}"]

@@ -11,7 +11,7 @@ Two passes over bounded batches of documents, never the whole corpus in memory:
    documents (up to `tokenizer_sample_characters`), encode in batches with the
    tokenizer's own parallelism, and append each split's ids to its token shard.
 
-The result is a folder of the data cache (`kplug.data_cache`), keyed by the dataset's
+The result is a folder of the data cache (`kplug.data.cache`), keyed by the dataset's
 resolved config and its source files' identity: `index.json`, `<split>.tokens`,
 `<split>.offsets.npy`, `tokenizer/`, and `COMPLETE`, written last.
 """

@@ -8,10 +8,12 @@ component writes and `kplug_tokenizer.json` (the component name and resolved con
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import kplug
+from kplug_text.components import Tokenizer
 
 METADATA = "kplug_tokenizer.json"
 FOLDER = "tokenizer"
@@ -35,7 +37,7 @@ def train_tokenizer(entry: dict[str, Any], texts: list[str], ctx: kplug.RunConte
     return tokenizer
 
 
-def save_tokenizer(tokenizer: kplug.Tokenizer, entry: dict[str, Any], folder: Path) -> Path:
+def save_tokenizer(tokenizer: Tokenizer, entry: dict[str, Any], folder: Path) -> Path:
     """Write the tokenizer's vocabulary and metadata into `folder` (created)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -46,7 +48,7 @@ def save_tokenizer(tokenizer: kplug.Tokenizer, entry: dict[str, Any], folder: Pa
     return folder
 
 
-def load_tokenizer(folder: str | Path, registry: Any = None) -> kplug.Tokenizer:
+def load_tokenizer(folder: str | Path, registry: Any = None) -> Tokenizer:
     """The tokenizer saved in `folder` (a run directory or its `tokenizer/` folder)."""
     folder = Path(folder)
     if (folder / FOLDER / METADATA).is_file():
@@ -107,3 +109,31 @@ def _damaged(path: Path, problem: str) -> kplug.RunError:
         f"{path}: the saved tokenizer is damaged ({problem}); restore the run's tokenizer/ "
         "folder, or train the run again."
     )
+
+
+def saved_tokenizer_entry(run_dir: Path) -> dict[str, Any] | None:
+    """`{"tokenizer": {folder, name, file}}` for a run directory's saved tokenizer (what
+    inference.json records), or None when the run saved none."""
+    metadata = Path(run_dir) / FOLDER / METADATA
+    if not metadata.is_file():
+        return None
+    saved = json.loads(metadata.read_text("utf-8"))
+    return {"tokenizer": {"folder": FOLDER, "name": saved["name"], "file": saved["file"]}}
+
+
+def with_vocabulary_facts(estimate: Callable | None = None) -> Callable:
+    """A text dataset's `estimate` (for `kplug plan`) that also gives the vocabulary size
+    its trained tokenizer will have: the one `data.tokenizer.vocab_size` asks for, which
+    makes the model's parameter count known before anything is trained."""
+
+    def estimate_with_vocabulary(config: Any, facts: dict[str, Any]) -> dict[str, Any]:
+        out = dict((estimate(config, facts) if estimate else None) or {})
+        tokenizer = getattr(config, "tokenizer", None)
+        size = tokenizer.get("vocab_size") if isinstance(tokenizer, dict) else None
+        if size and "vocabulary_size" not in out:
+            out["vocabulary_size"] = int(size)
+            out["vocabulary_size_note"] = ("data.tokenizer.vocab_size (a trained WordPiece "
+                                           "vocabulary may come out up to 5% smaller)")  # fmt: skip
+        return out
+
+    return estimate_with_vocabulary

@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import Field
 
 import kplug
+from kplug_text.components import Tokenizer
 from kplug_text.vocabulary import TokenizerConfig
 
 TOO_HIGH = re.compile(r"value <= (\d+)")
@@ -26,7 +27,7 @@ class SentencePieceConfig(TokenizerConfig):
     end_token: str = "</s>"
 
 
-class SentencePieceTokenizer(kplug.Tokenizer):
+class SentencePieceTokenizer(Tokenizer):
     """SentencePiece; `decode(encode(text))` is the text after its NFKC normalization,
     where runs of whitespace (line breaks included) become one space."""
 
@@ -90,6 +91,15 @@ class SentencePieceTokenizer(kplug.Tokenizer):
 
     def decode(self, ids: list[int]) -> str:
         return self.processor.decode([int(i) for i in ids])
+
+    def in_graph(self):
+        """The TensorFlow twin of `encode_batch`: keras-hub's `SentencePieceTokenizer`
+        (tf-text's SentencePiece op) with the same model proto."""
+        from keras_hub.tokenizers import SentencePieceTokenizer as KerasHubSentencePiece
+
+        from kplug_text.graph_tokenizers import KerasHubIds
+
+        return KerasHubIds(KerasHubSentencePiece(proto=self.model, dtype="int32"))
 
     def save(self, directory: Path) -> Path:
         path = Path(directory) / "sentencepiece.model"

@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import Field
 
 import kplug
+from kplug_text.components import Tokenizer
 from kplug_text.vocabulary import TokenizerConfig, check_vocabulary_size
 
 # The learner searches a count threshold and accepts a vocabulary within 5% of the target
@@ -24,7 +25,7 @@ class WordPieceConfig(TokenizerConfig):
     extra_tokens: list[str] = ["[CLS]", "[MASK]"]
 
 
-class WordPieceTokenizer(kplug.Tokenizer):
+class WordPieceTokenizer(Tokenizer):
     """WordPiece on words split at whitespace and punctuation; `decode(encode(text))` is
     those words joined by single spaces (lowercased if `lowercase`)."""
 
@@ -89,6 +90,12 @@ class WordPieceTokenizer(kplug.Tokenizer):
         specials = set(self.special_ids.values()) - {self.special_ids["unk"]}
         text = self.tokenizer.detokenize([[int(i) for i in ids if int(i) not in specials]])[0]
         return text.numpy().decode("utf-8") if hasattr(text, "numpy") else text
+
+    def in_graph(self):
+        """The TensorFlow twin of `encode_batch`: its own keras-hub layer."""
+        from kplug_text.graph_tokenizers import KerasHubIds
+
+        return KerasHubIds(self.tokenizer)
 
     def save(self, directory: Path) -> Path:
         path = Path(directory) / "vocab.txt"

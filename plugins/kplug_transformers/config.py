@@ -161,12 +161,20 @@ def _divisor_near_root(length: int) -> int:
     return max(d for d in range(1, int(length**0.5) + 1) if length % d == 0)
 
 
+# Peak RSS of a process that imports TensorFlow, Keras and keras-hub and fits a tiny model
+# (docs/after_training.md gives the command): `kplug plan`'s framework baseline for these
+# architectures, in place of the core's Keras-only figure.
+KERAS_HUB_BASELINE = {"framework_baseline_mib": 874,
+                      "framework_baseline_note": "TensorFlow+Keras with keras-hub"}  # fmt: skip
+
+
 def estimate_parameters(config: TransformerConfig, facts: dict, *, encoder: bool) -> dict:
     """The exact parameter count of a new `bert` (encoder) or `gpt2` model from the
-    vocabulary size, without building it; nothing for a preset (its file says)."""
+    vocabulary size, without building it (none for a preset: its file says), and the
+    framework baseline of a keras-hub process."""
     vocabulary = facts.get("vocabulary_size")
     if config.preset or not vocabulary:
-        return {}
+        return dict(KERAS_HUB_BASELINE)
     h, i = config.hidden, config.intermediate
     # Per block: q/k/v/output projections with biases (LSH shares q and k), two layer
     # norms, feed-forward.
@@ -178,4 +186,4 @@ def estimate_parameters(config: TransformerConfig, facts: dict, *, encoder: bool
     extra = 2 * h + 2 * h + h * h + h if encoder else 2 * h
     if encoder and config.reversible:  # the layer norm after the two streams' mean
         extra += 2 * h
-    return {"parameters": embeddings + config.layers * block + extra}
+    return {"parameters": embeddings + config.layers * block + extra, **KERAS_HUB_BASELINE}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 
+from kplug_text.tokenizer_files import with_vocabulary_facts
+
 import kplug
 from kplug_transformers.bert import BertConfig, build_bert
 from kplug_transformers.config import estimate_parameters
@@ -53,7 +55,8 @@ def register_datasets(register):
     register("qa_files", load_qa_files, config=QAFilesConfig,
              summary="extractive QA records: SQuAD v1.1 .json or .jsonl {context, question, "
              "answers}, split by context")  # fmt: skip
-    register("pydoc_qa", load_pydoc_qa, config=PydocQAConfig, estimate=estimate_pydoc_qa,
+    register("pydoc_qa", load_pydoc_qa, config=PydocQAConfig,
+             estimate=with_vocabulary_facts(estimate_pydoc_qa),
              summary="2,719 extractive questions made by rule (cloze, definition) from "
              "CPython's pydoc topics, embedded")  # fmt: skip
 

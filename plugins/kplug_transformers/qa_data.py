@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from kplug_text.components import Tokenizer
 from kplug_text.corpus import split_documents
 from kplug_text.tokenizer_files import FOLDER, save_tokenizer, train_tokenizer
 from pydantic import Field, model_validator
@@ -168,7 +169,7 @@ def _record(row: Any, where: str, number: int, require_answers: bool = True) -> 
     return QARecord(str(row.get("id", number)), context, row["question"], answers)
 
 
-def tokenize_records(records: list[QARecord], tokenizer: kplug.Tokenizer) -> None:
+def tokenize_records(records: list[QARecord], tokenizer: Tokenizer) -> None:
     """Fill each record's question ids, context ids and token spans (in place)."""
     spans = {r.context: [(m.start(), m.end()) for m in WORD.finditer(r.context)]
              for r in records}  # fmt: skip

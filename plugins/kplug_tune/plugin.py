@@ -29,6 +29,20 @@ def _tuner(name: str, make_oracle: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @kplug.hookimpl
+def add_hookspecs(plugin_manager):
+    from kplug_tune import hookspecs
+
+    plugin_manager.add_hookspecs(hookspecs)
+
+
+@kplug.hookimpl
+def component_kinds():
+    from kplug_tune.hookspecs import KINDS
+
+    return KINDS
+
+
+@kplug.hookimpl
 def register_tuners(register):
     register(
         "grid",

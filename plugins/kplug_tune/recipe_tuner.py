@@ -16,7 +16,7 @@ from typing import Any
 import keras_tuner
 from keras_tuner.engine.base_tuner import BaseTuner
 
-from kplug import KplugError, Recipe, RecipeError, RunDirectory
+from kplug import KplugError, Recipe, RecipeError, RunDirectory, plugin_manager
 from kplug_tune.config import SearchConfig
 from kplug_tune.space import override, values_of
 
@@ -211,6 +211,8 @@ class RecipeTuner(BaseTuner):
             recipe = self.recipe.with_overrides(
                 ["~search", f"name=trial-{trial_id}", *overrides, *seed]
             )
+            # Each trial runs a recipe the user never wrote: plugins' policies see it.
+            plugin_manager().hook.recipe_loaded(recipe=recipe)
         except RecipeError as error:
             raise TrialError(
                 f"trial {trial_id}: the combination {shown(values)} is not a valid recipe: {error}"

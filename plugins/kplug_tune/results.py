@@ -154,7 +154,7 @@ class Results:
     def best_yaml(self, recipe: Recipe, best: dict[str, Any]) -> str:
         """The tuned recipe with the best trial's values, without `search:`, validated."""
         data = apply_overrides(copy.deepcopy(recipe.raw), ["~search", *best["overrides"]])
-        Recipe.from_dict(data, source=str(self.directory / "best.yaml"))
+        Recipe.from_dict(data, source=str(self.directory / "best.yaml"), registry=recipe.registry)
         header = (
             f"# kplug run {self.directory / 'best.yaml'}\n"
             f"# The best trial ({best['trial']}, {self.metric}={best['value']:.4f}) of "

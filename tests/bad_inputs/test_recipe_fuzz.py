@@ -15,10 +15,10 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from kplug import KplugError, load_recipe, yamlio
-from kplug.plan import plan
 from kplug.plugins import registry
 from kplug.recipe import TOP_LEVEL, Recipe, parse_override
 from kplug.training.options import RUN_NAME_PATTERN
+from kplug.training.plan import plan
 
 pytestmark = pytest.mark.xdist_group("bad_inputs")
 
@@ -136,7 +136,7 @@ def loads_or_refuses(path: Path, overrides=()) -> Recipe | None:
     # What `kplug run` does first with a valid recipe: write it out, resolved.
     text = recipe.to_yaml()
     text.encode("utf-8")
-    again = Recipe.from_dict(yaml.safe_load(text), source="resolved")
+    again = Recipe.from_dict(yaml.safe_load(text), source="resolved", registry=recipe.registry)
     assert again.resolved() == recipe.resolved()
     return recipe
 

@@ -12,7 +12,7 @@ from kplug_distribute.jax_strategies import layout_rules
 import kplug
 from kplug import testing
 from kplug.cli import main
-from kplug.plan import plan
+from kplug.training.plan import plan
 
 RECIPE = """\
 name: tiny

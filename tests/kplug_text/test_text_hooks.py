@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kplug_text.components import Cleaner, Tokenizer
 from kplug_text.tokenizer_files import load_tokenizer
 
 import kplug
@@ -12,7 +13,7 @@ from kplug.context import RunContext
 from kplug.plugins import registry
 
 
-class Shout(kplug.Cleaner):
+class Shout(Cleaner):
     def clean(self, texts):
         return [t.upper() if "drop" not in t else None for t in texts]
 
@@ -21,7 +22,7 @@ class WordConfig(kplug.Config):
     vocab_size: int | None = None
 
 
-class WordTokenizer(kplug.Tokenizer):
+class WordTokenizer(Tokenizer):
     """Whitespace words; padding 0, unknown 1, end 2."""
 
     def __init__(self, config, ctx=None):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from kplug_text.components import Tokenizer
 from kplug_text.pydoc_corpus import pydoc_documents
 from kplug_text.tokenizer_files import load_tokenizer, save_tokenizer, train_tokenizer
 
@@ -23,7 +24,7 @@ def entry(name: str, **params) -> dict:
     return {"name": name, **component.config.model_validate(params).model_dump()}
 
 
-def train(name: str, texts: list[str], **params) -> kplug.Tokenizer:
+def train(name: str, texts: list[str], **params) -> Tokenizer:
     return train_tokenizer(entry(name, **params), texts, RunContext(recipe=None,
                                                                   registry=registry()))  # fmt: skip
 

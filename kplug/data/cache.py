@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from kplug.errors import DataError
+from kplug.rundir import fsync_directory
 
 COMPLETE = "COMPLETE"  # the marker written last: its presence means the folder is whole
 TEMPORARY = ".preparing-"
@@ -87,7 +88,7 @@ def preparing(key: str) -> Iterator[Path | None]:
                 shutil.rmtree(temporary)
                 return
             os.rename(temporary, root / key)
-            _fsync_directory(root)
+            fsync_directory(root)
         except BaseException:
             shutil.rmtree(temporary, ignore_errors=True)
             raise
@@ -117,7 +118,7 @@ def mark_complete(folder: Path, summary: dict[str, Any]) -> None:
         json.dump(summary, handle, indent=2, default=str)
         handle.flush()
         os.fsync(handle.fileno())
-    _fsync_directory(folder)
+    fsync_directory(folder)
 
 
 def write_durably(path: Path, data: bytes) -> None:
@@ -195,15 +196,6 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _fsync_directory(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        descriptor = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
 
 
 def _size(folder: Path) -> int:

@@ -13,9 +13,11 @@ directory"), read back by `kplug predict` and `kplug evaluate`. The fields:
 - `model_inputs`: each model input's name, shape (batch axis left out, null where any
   length goes) and dtype.
 - `sequence_length`: tokens per example the model was trained on (text models), or null.
-- `tokenizer`: the saved tokenizer (`folder`, component `name` and `file`), or null.
 - `preprocessing`: what the dataset did to each raw input (e.g. `{"scale": 0.00392}` for
   pixels divided by 255, `image_size`, `color_mode`), as the dataset reported it.
+
+Plugins add their own entries through the `inference_fields` hook (the text plugin's
+`tokenizer`: the saved tokenizer's `folder`, component `name` and `file`).
 """
 
 from __future__ import annotations
@@ -34,16 +36,9 @@ FILE = "inference.json"
 FORMAT = 1
 
 
-def inference_metadata(
-    recipe: Any, data_spec: Any, model_spec: Any, model: Any, directory: Path
-) -> dict[str, Any]:
+def inference_metadata(recipe: Any, data_spec: Any, model_spec: Any, model: Any) -> dict[str, Any]:
     """The `inference.json` of a run: `data_spec` is the dataset's spec, `model_spec` the
     objective's (after `adapt`)."""
-    tokenizer_file = Path(directory) / "tokenizer" / "kplug_tokenizer.json"
-    tokenizer = None
-    if tokenizer_file.is_file():
-        saved = json.loads(tokenizer_file.read_text("utf-8"))
-        tokenizer = {"folder": "tokenizer", "name": saved["name"], "file": saved["file"]}
     extras = data_spec.extras
     text_form = extras.get("text_form")
     return {
@@ -60,22 +55,26 @@ def inference_metadata(
         },
         "model_inputs": model_inputs(model),
         "sequence_length": _sequence_length(model_spec) if text_form else None,
-        "tokenizer": tokenizer,
         "preprocessing": _jsonable(extras.get("preprocessing", {})),
     }
 
 
 @contextlib.contextmanager
 def without_compile_config(model: Any) -> Iterator[None]:
-    """Save `model` without its compile configuration when it is a Keras or keras-hub
-    model class, so that `keras.saving.load_model` rebuilds it in a process without kplug:
-    the compile configuration names kplug's schedule, losses and metrics, which only a
-    process that imported kplug can rebuild. The weights (the optimizer's variables too)
-    are saved as before; training continues from `checkpoints/`, and `kplug evaluate`
-    compiles the model with the run's own loss and metrics. A custom model class (the
-    GAN) needs its plugin to load anyway and keeps its compile configuration."""
+    """Save `model` without its compile configuration when its class comes from Keras or
+    another library rather than a plugin, so that `keras.saving.load_model` rebuilds it in
+    a process without kplug: the compile configuration names kplug's schedule, losses and
+    metrics, which only a process that imported kplug can rebuild. The weights (the
+    optimizer's variables too) are saved as before; training continues from
+    `checkpoints/`, and `kplug evaluate` compiles the model with the run's own loss and
+    metrics. A plugin's own model class (the GAN) needs its plugin to load anyway and
+    keeps its compile configuration."""
+    from kplug.plugins import plugin_manager
+
     package = type(model).__module__.split(".")[0]
-    if package not in ("keras", "keras_hub") or not getattr(model, "compiled", False):
+    plugins = {getattr(p, "__name__", type(p).__module__).split(".")[0]
+               for p in plugin_manager().get_plugins()}  # fmt: skip
+    if package in {"kplug", *plugins} or not getattr(model, "compiled", False):
         yield
         return
     model.compiled = False  # Model.get_compile_config() returns None

@@ -1,5 +1,5 @@
-"""Clean terminal output: progress bars only on a terminal, and TensorFlow's C++ log
-lines kept off stderr.
+"""Clean terminal output of the `kplug` command: TensorFlow's C++ log lines kept off
+stderr (progress bars only on a terminal: `kplug.training.trainer.progress_verbosity`).
 
 TensorFlow 2.21 and XLA log through absl before `absl::InitializeLog()` is called, which
 `TF_CPP_MIN_LOG_LEVEL` does not reach (`I0000 ... port.cc:153] oneDNN custom operations
@@ -25,15 +25,6 @@ NATIVE_LINE = re.compile(
     # the second line of cpu_feature_guard.cc's message
     rb"|To enable the following instructions: .* rebuild TensorFlow with)"
 )
-
-
-def progress_verbosity(verbose: str | int) -> str | int:
-    """Keras' `verbose` for `train.verbose`: `auto` is a progress bar (1) on a terminal and
-    one plain line per epoch (2) when stdout is a file or a pipe, so logs hold no escape
-    codes; other values are kept."""
-    if verbose != "auto":
-        return verbose
-    return 1 if sys.stdout.isatty() else 2
 
 
 def filter_native_logs() -> None:

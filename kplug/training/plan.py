@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kplug import splits
+from kplug.data import splits
 from kplug.recipe import Recipe
 from kplug.registry import Registry
 
@@ -14,10 +14,11 @@ OPTIMIZER_SLOTS = {
     "rmsprop": 1, "adagrad": 1, "lion": 1, "muon": 1, "adafactor": 1, "sgd": 0,
 }  # fmt: skip
 
-# Peak RSS of a process that imports TensorFlow and Keras (and keras-hub) and fits a tiny
-# model: the framework's own memory, a measured constant of this version (docs/after_training.md
-# gives the command). Everything else in the estimate is added to it.
-FRAMEWORK_BASELINE_MIB = {"keras": 730, "keras_hub": 874}
+# Peak RSS of a process that imports TensorFlow and Keras and fits a tiny model: the
+# framework's own memory, a measured constant of this version (docs/after_training.md gives
+# the command). An architecture whose library adds to it says so in its estimate's
+# `framework_baseline_mib`. Everything else in the estimate is added to it.
+FRAMEWORK_BASELINE_MIB = 730
 FLOAT_BYTES = 4
 
 
@@ -41,32 +42,18 @@ def plan(recipe: Recipe, *, build: bool = False, registry: Registry | None = Non
              "plugin": component.plugin}
         )  # fmt: skip
     facts: dict[str, Any] = {}
+    for key in ("data", "strategy", "model"):  # the components' own cheap estimates
+        section = recipe.sections[key]
+        component = registry.get(section.kind, section.name)
+        if component.estimate is not None:
+            facts.update(component.estimate(section.config, dict(facts)) or {})
     if build:
-        facts.update(_built_facts(recipe, registry))
+        baseline = {k: v for k, v in facts.items() if k.startswith("framework_baseline")}
+        facts = {**baseline, **_built_facts(recipe, registry)}
     else:
-        facts.update(_tokenizer_vocabulary(recipe))
-        for key in ("data", "strategy", "model"):
-            section = recipe.sections[key]
-            component = registry.get(section.kind, section.name)
-            if component.estimate is not None:
-                facts.update(component.estimate(section.config, dict(facts)) or {})
         _apply_data_options(recipe, facts)
         facts.update(_formula_activations(recipe, facts))
-    uses_hub = any(c["plugin"] == "transformers" for c in components)
-    return {"name": recipe.name, "components": components,
-            **_derived(recipe, facts, uses_hub=uses_hub)}  # fmt: skip
-
-
-def _tokenizer_vocabulary(recipe: Recipe) -> dict[str, Any]:
-    """A trained tokenizer's vocabulary size is the one the recipe asks for (WordPiece may
-    come out up to 5% smaller), which makes the model's parameter count known."""
-    tokenizer = getattr(recipe.data.config, "tokenizer", None)
-    size = tokenizer.get("vocab_size") if isinstance(tokenizer, dict) else None
-    if not size:
-        return {}
-    return {"vocabulary_size": int(size),
-            "vocabulary_size_note": "data.tokenizer.vocab_size (a trained WordPiece "
-                                    "vocabulary may come out up to 5% smaller)"}  # fmt: skip
+    return {"name": recipe.name, "components": components, **_derived(recipe, facts)}
 
 
 def _formula_activations(recipe: Recipe, facts: dict[str, Any]) -> dict[str, Any]:
@@ -176,7 +163,7 @@ def _size(variable: Any) -> int:
     return _product(variable.shape)
 
 
-def _derived(recipe: Recipe, facts: dict[str, Any], *, uses_hub: bool) -> dict[str, Any]:
+def _derived(recipe: Recipe, facts: dict[str, Any]) -> dict[str, Any]:
     batch = recipe.data.options.batch_size
     replicas = int(facts.get("replicas") or 1)
     train = facts.get("train_examples")
@@ -190,16 +177,17 @@ def _derived(recipe: Recipe, facts: dict[str, Any], *, uses_hub: bool) -> dict[s
         epochs=recipe.train.epochs,
         total_steps=steps * recipe.train.epochs if steps else None,
     )
-    out.update(_memory(recipe, facts, uses_hub=uses_hub))
+    out.update(_memory(recipe, facts))
     return out
 
 
-def _memory(recipe: Recipe, facts: dict[str, Any], *, uses_hub: bool) -> dict[str, Any]:
+def _memory(recipe: Recipe, facts: dict[str, Any]) -> dict[str, Any]:
     """Peak memory of a training process, in MiB, by part; each part says how it is known."""
-    baseline = FRAMEWORK_BASELINE_MIB["keras_hub" if uses_hub else "keras"]
-    parts: dict[str, Any] = {"framework": baseline}
-    notes = ["framework: measured peak RSS of TensorFlow+Keras"
-             + (" with keras-hub" if uses_hub else "") + " on this version"]  # fmt: skip
+    parts: dict[str, Any] = {
+        "framework": facts.get("framework_baseline_mib", FRAMEWORK_BASELINE_MIB)
+    }
+    what = facts.get("framework_baseline_note", "TensorFlow+Keras")
+    notes = [f"framework: measured peak RSS of {what} on this version"]
     params = facts.get("parameters")
     if params:
         slots = OPTIMIZER_SLOTS.get(recipe.optimizer.name, 2)
@@ -212,7 +200,7 @@ def _memory(recipe: Recipe, facts: dict[str, Any], *, uses_hub: bool) -> dict[st
                      f"{slots} {recipe.optimizer.name} slot(s)"
                      + (" + accumulators" if accumulates else ""))  # fmt: skip
         if getattr(recipe.sections["model"].config, "preset", None):
-            # keras-hub reads the preset's whole weights file before assigning it.
+            # A preset's whole weights file is read before it is assigned.
             parts["preset_weights_read"] = _mib(params * FLOAT_BYTES)
             notes.append("preset_weights_read: estimate, one float32 copy while loading")
     else:

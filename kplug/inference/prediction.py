@@ -4,7 +4,7 @@ on other data (`kplug evaluate`), both preprocessed exactly as in training.
 Predict: the dataset's plugin reads the inputs (hook `prediction_inputs`), the run's
 objective adapts them as it adapted training data (packing, sequence length), the model
 scores them; objectives whose outputs are not class scores answer `prediction_rows`.
-Evaluate: the run's recipe with data overrides, its tokenizer and sequence lengths pinned,
+Evaluate: the run's recipe with data overrides, its preprocessing and sequence lengths pinned,
 is loaded and adapted like a training run, and the model is compiled with the run's own
 loss and metrics.
 """
@@ -18,17 +18,19 @@ from typing import Any
 
 import numpy as np
 
-from kplug import splits as split_tools
 from kplug.context import RunContext
+from kplug.data import splits as split_tools
 from kplug.errors import DataError, RunError
 from kplug.inference import finished_run, read_inference
-from kplug.recipe import Recipe, load_recipe
+from kplug.recipe import Recipe
 
 log = logging.getLogger("kplug")
 SPLITS = ("train", "validation", "test")
 
 
 def run_recipe(run_dir: Path, overrides: list[str] = ()) -> Recipe:
+    from kplug.stages import load_recipe
+
     return load_recipe(run_dir / "recipe.resolved.yaml", list(overrides))
 
 
@@ -135,13 +137,13 @@ def as_probabilities(scores: np.ndarray) -> np.ndarray:
 
 
 def pinned_overrides(recipe: Recipe, inference: dict[str, Any], run_dir: Path) -> list[str]:
-    """Overrides that make the data read like the run's training data: its saved
-    tokenizer (instead of training a new one) and its sequence lengths."""
-    out = []
-    tokenizer = getattr(recipe.data.config, "tokenizer", None)
-    saved = inference.get("tokenizer")
-    if saved and isinstance(tokenizer, dict) and "vocabulary_file" in tokenizer:
-        out.append(f"data.tokenizer.vocabulary_file={run_dir / saved['folder'] / saved['file']}")
+    """Overrides that make the data read like the run's training data: its sequence
+    lengths, and what plugins pin through `evaluation_overrides` (the saved tokenizer)."""
+    from kplug.plugins import each_result, plugin_manager
+
+    out = [override for pins in each_result(plugin_manager(), "evaluation_overrides",
+                                            recipe=recipe, inference=inference, run_dir=run_dir)
+           for override in pins]  # fmt: skip
     data_shape = (inference.get("data") or {}).get("input_shape") or []
     if (
         (inference.get("data") or {}).get("text_form") == "padded"
