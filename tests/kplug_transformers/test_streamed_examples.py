@@ -3,6 +3,8 @@ the input pipeline the batches, of the same examples built in memory."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from kplug_distribute.input_pipeline import make_dataset
@@ -15,19 +17,24 @@ from kplug.context import RunContext
 from kplug.plugins import registry
 from kplug.stages import load_data
 
-DATA = {"name": "pydoc_corpus", "document": "section", "limit": 120,
-        "clean": ["collapse_whitespace"], "tokenizer": {"name": "char"}}  # fmt: skip
-WORDPIECE = {"name": "wordpiece", "vocab_size": 300, "lowercase": True}
+WORDPIECE = {"name": "wordpiece", "vocab_size": 40, "lowercase": True}
 
 
 @pytest.fixture
-def cache(tmp_path, monkeypatch):
+def data(tmp_path, monkeypatch) -> dict:
+    """A small JSONL corpus (documents of 5 to 120 words) in a fresh data cache."""
     monkeypatch.setenv("KPLUG_DATA_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    words = ["the", "model", "reads", "a", "token", "stream", "of", "shards", "cached", "once"]
+    texts = [" ".join(rng.choice(words, size=int(rng.integers(5, 120)))) for _ in range(150)]
+    path = tmp_path / "corpus.jsonl"
+    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
+    return {"name": "text_files", "path": str(path), "tokenizer": {"name": "char"}}
 
 
-def adapted(objective: dict, model: str, stream: bool, **data):
-    recipe = testing.recipe({"data": {**DATA, **data, "stream": stream}, "model": {"name": model},
-                             "objective": objective})  # fmt: skip
+def adapted(data: dict, objective: dict, model: str, stream: bool, **options):
+    recipe = testing.recipe({"data": {**data, **options, "stream": stream},
+                             "model": {"name": model}, "objective": objective})  # fmt: skip
     ctx = RunContext(recipe, registry())
     return ctx.build(recipe.objective).adapt(load_data(ctx), ctx)
 
@@ -51,10 +58,10 @@ def first_batches(split, count: int = 3) -> list:
     return [batch for _, batch in zip(range(count), dataset.as_numpy_iterator(), strict=False)]
 
 
-def test_seq2seq_streams_the_pairs_it_builds_in_memory(cache):
+def test_seq2seq_streams_the_pairs_it_builds_in_memory(data):
     objective = {"name": "seq2seq", "sequence_length": 12}
-    streamed = adapted(objective, "seq2seq_transformer", stream=True)
-    in_memory = adapted(objective, "seq2seq_transformer", stream=False)
+    streamed = adapted(data, objective, "seq2seq_transformer", stream=True)
+    in_memory = adapted(data, objective, "seq2seq_transformer", stream=False)
     assert isinstance(streamed.train, SegmentPairs)
     assert streamed.report["seq2seq"] == in_memory.report["seq2seq"]
     assert_same_examples(streamed, in_memory)
@@ -66,10 +73,10 @@ def test_seq2seq_streams_the_pairs_it_builds_in_memory(cache):
     assert len(streamed.train.take(5)) == 5
 
 
-def test_nsp_streams_the_pairs_it_builds_in_memory(cache):
-    objective = {"name": "nsp", "sequence_length": 24}
-    streamed = adapted(objective, "bert", stream=True, tokenizer=WORDPIECE)
-    in_memory = adapted(objective, "bert", stream=False, tokenizer=WORDPIECE)
+def test_nsp_streams_the_pairs_it_builds_in_memory(data):
+    objective = {"name": "nsp", "sequence_length": 16}
+    streamed = adapted(data, objective, "bert", stream=True, tokenizer=WORDPIECE)
+    in_memory = adapted(data, objective, "bert", stream=False, tokenizer=WORDPIECE)
     assert isinstance(streamed.train, SentencePairs)
     assert streamed.report["nsp"] == in_memory.report["nsp"]
     assert_same_examples(streamed, in_memory)
