@@ -68,7 +68,8 @@ def main() -> int:
     args = parser.parse_args()
     runs = Path(tempfile.mkdtemp(prefix="streamed_throughput_"))
     print(f"load average before: {os.getloadavg()[0]:.2f} (1 min)", flush=True)
-    tokens_per_second(2, runs, True)  # prepares the shards once, outside the timings
+    for stream in (True, False):  # prepares the shards, warms both sides, outside the timings
+        tokens_per_second(2, runs, stream)
     ratios = []
     for round_ in range(args.rounds):
         order = (True, False) if round_ % 2 == 0 else (False, True)
