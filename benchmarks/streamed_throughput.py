@@ -2,19 +2,22 @@
 from memory-mapped token shards (the default) and held in memory (`data.stream=false`),
 side by side in one process.
 
-    .venv/bin/python benchmarks/streamed_throughput.py [--steps 40] [--repeats 3]
+    .venv/bin/python benchmarks/streamed_throughput.py [--steps 40] [--rounds 7]
 
 Both are full kplug runs of the same recipe with the overrides of
 benchmarks/transformer_throughput.py (one epoch of `--steps` steps, no validation, no
 shuffle, constant learning rate), so they train on the same batches; the figure is each
-run's `train_seconds` (Keras `fit` from start to end). The two alternate `--repeats`
-times; the script prints each round's ratio (streamed / in memory), their median, and
-the ratio of the best of each.
+run's `train_seconds` (Keras `fit` from start to end). A round runs both, the order
+alternating between rounds (streamed first in odd rounds), so a slow spell of a shared
+machine does not always fall on the same side. The settled figure is the median of the
+per-round ratios (streamed / in memory); the script also prints their spread (lowest,
+highest, and the middle half), and the load average before and after.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -61,23 +64,25 @@ def input_batches_per_second(steps: int, stream: bool, batches: int = 300) -> fl
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=40)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
     runs = Path(tempfile.mkdtemp(prefix="streamed_throughput_"))
-    results: dict[str, list[float]] = {"streamed": [], "in memory": []}
-    tokens_per_second(2, runs, True)  # prepares the shards once, outside the timings
-    for repeat in range(args.repeats):
-        results["streamed"].append(tokens_per_second(args.steps, runs, True))
-        results["in memory"].append(tokens_per_second(args.steps, runs, False))
-        print(f"repeat {repeat + 1}: streamed {results['streamed'][-1]:,.0f} tokens/s, in "
-              f"memory {results['in memory'][-1]:,.0f} tokens/s", flush=True)  # fmt: skip
-    ratios = [s / m for s, m in zip(results["streamed"], results["in memory"], strict=True)]
-    best = max(results["streamed"]) / max(results["in memory"])
-    print(
-        "per-round ratios "
-        + ", ".join(f"{r:.3f}" for r in ratios)
-        + f"; median {statistics.median(ratios):.3f}; best of {args.repeats}: {best:.3f}"
-    )
+    print(f"load average before: {os.getloadavg()[0]:.2f} (1 min)", flush=True)
+    for stream in (True, False):  # prepares the shards, warms both sides, outside the timings
+        tokens_per_second(2, runs, stream)
+    ratios = []
+    for round_ in range(args.rounds):
+        order = (True, False) if round_ % 2 == 0 else (False, True)
+        speed = {stream: tokens_per_second(args.steps, runs, stream) for stream in order}
+        ratios.append(speed[True] / speed[False])
+        print(f"round {round_ + 1}: streamed {speed[True]:,.0f} tokens/s, in memory "
+              f"{speed[False]:,.0f} tokens/s, ratio {ratios[-1]:.3f} (load average "
+              f"{os.getloadavg()[0]:.2f})", flush=True)  # fmt: skip
+    quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+    print(f"streamed / in memory over {args.rounds} rounds: median {statistics.median(ratios):.3f}"
+          f", lowest {min(ratios):.3f}, highest {max(ratios):.3f}, middle half "
+          f"{quartiles[0]:.3f}-{quartiles[2]:.3f}; load average after "
+          f"{os.getloadavg()[0]:.2f}")  # fmt: skip
     return 0
 
 

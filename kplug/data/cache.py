@@ -14,8 +14,10 @@ folder, which nothing reads and the next preparation of any key removes.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
 import time
@@ -28,6 +30,9 @@ from kplug.rundir import fsync_directory
 
 COMPLETE = "COMPLETE"  # the marker written last: its presence means the folder is whole
 TEMPORARY = ".preparing-"
+LOCK = ".lock-"  # `.lock-<key>`: held while a process prepares (or checks) that key
+
+log = logging.getLogger("kplug")
 
 
 def cache_root() -> Path:
@@ -58,30 +63,52 @@ def find_prepared(key: str) -> Path | None:
 
 
 @contextlib.contextmanager
-def preparing(key: str) -> Iterator[Path]:
+def preparing(key: str) -> Iterator[Path | None]:
     """A fresh temporary folder to prepare `key` into; on success it is renamed to
-    `cache_root()/key` (after `mark_complete`), on any error removed.
+    `cache_root()/key` (after `mark_complete`), on any error removed. Holds the key's lock
+    throughout; yields None when another process completed `key` while this one waited
+    for the lock (`find_prepared(key)` has it: nothing to prepare).
 
     Raises:
         DataError: when the cache folder cannot be created or written.
     """
     root = _writable_root()
-    _remove_abandoned(root)
-    temporary = root / f"{TEMPORARY}{key}-{os.getpid()}-{time.monotonic_ns()}"
-    temporary.mkdir()
-    try:
-        yield temporary
-        if not (temporary / COMPLETE).is_file():
-            raise RuntimeError(f"{temporary}: finished without mark_complete()")
-        final = root / key
-        if final.exists():  # another process finished the same preparation first
-            shutil.rmtree(temporary)
+    with _locked(root / f"{LOCK}{key}", key):
+        if find_prepared(key) is not None:
+            yield None
             return
-        os.rename(temporary, final)
-        fsync_directory(root)
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
+        _remove_abandoned(root)
+        temporary = root / f"{TEMPORARY}{key}-{os.getpid()}-{time.monotonic_ns()}"
+        temporary.mkdir()
+        try:
+            yield temporary
+            if not (temporary / COMPLETE).is_file():
+                raise RuntimeError(f"{temporary}: finished without mark_complete()")
+            if (root / key).exists():  # a file system where flock does not hold (NFS)
+                shutil.rmtree(temporary)
+                return
+            os.rename(temporary, root / key)
+            fsync_directory(root)
+        except BaseException:
+            shutil.rmtree(temporary, ignore_errors=True)
+            raise
+
+
+@contextlib.contextmanager
+def _locked(path: Path, key: str) -> Iterator[None]:
+    """An exclusive `flock` on `path`, waiting (and saying so) while another process holds
+    it. The lock file stays: removing it would let a third process lock a new file while
+    the second still waits on the old one."""
+    with open(path, "a+b") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("data: another process is preparing %s; waiting for it to finish", key)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def mark_complete(folder: Path, summary: dict[str, Any]) -> None:
@@ -130,6 +157,8 @@ def clear_cache() -> int:
     folders = [f for f in root.iterdir() if f.is_dir()]
     for folder in folders:
         shutil.rmtree(folder)
+    for lock in root.glob(f"{LOCK}*"):
+        lock.unlink(missing_ok=True)
     return len(folders)
 
 

@@ -96,23 +96,45 @@ def _gatherer(split: Any) -> tuple[int, Any]:
     """The examples and a function from a batch of indices to the batch. A streamed split
     (an object with `gather(indices) -> arrays` and `output_signature`, e.g. token windows
     memory-mapped from shards) is gathered in NumPy: the same indices, the same batches as
-    its arrays held in memory."""
+    its arrays held in memory. `gather` may answer a nested structure (`(x, y)` with `x` a
+    dict of named inputs); `output_signature` is the same structure of `(shape, dtype)`."""
     import tensorflow as tf
 
     if is_array_split(split):
         tensors = tf.nest.map_structure(tf.convert_to_tensor, split)
         n = int(tf.nest.flatten(tensors)[0].shape[0])
         return n, lambda index: tf.nest.map_structure(lambda t: tf.gather(t, index), tensors)
-    shapes = [shape for shape, _ in split.output_signature]
-    dtypes = [tf.as_dtype(dtype) for _, dtype in split.output_signature]
+    structure = _structure(split.output_signature)  # leaves: (shape, dtype) pairs
+    leaves = tf.nest.flatten(structure)
+    dtypes = [tf.as_dtype(leaf.dtype) for leaf in leaves]
+
+    def flat_gather(index):
+        return tf.nest.flatten(split.gather(index))
 
     def gather(index):
-        parts = tf.numpy_function(split.gather, [index], dtypes, stateful=False)
-        for part, shape in zip(parts, shapes, strict=True):
-            part.set_shape((None, *shape))
-        return tuple(parts)
+        parts = tf.numpy_function(flat_gather, [index], dtypes, stateful=False)
+        for part, leaf in zip(parts, leaves, strict=True):
+            part.set_shape((None, *leaf.shape))
+        return tf.nest.pack_sequence_as(structure, parts)
 
     return count_examples(split), gather
+
+
+class _Leaf:
+    """A `(shape, dtype)` pair of an output signature: an object `tf.nest` does not open."""
+
+    def __init__(self, shape: tuple[int, ...], dtype: str):
+        self.shape, self.dtype = shape, dtype
+
+
+def _structure(signature: Any) -> Any:
+    """`signature` (tuples and dicts whose leaves are `(shape, dtype)` pairs) with each
+    pair made a `_Leaf`: `tf.nest` flattens it in the order it flattens `gather`'s arrays."""
+    if isinstance(signature, dict):
+        return {key: _structure(value) for key, value in signature.items()}
+    if len(signature) == 2 and isinstance(signature[1], str):
+        return _Leaf(*signature)
+    return tuple(_structure(part) for part in signature)
 
 
 def steps_per_epoch(split: Any, batch_size: int, drop_remainder: bool = False) -> int | None:

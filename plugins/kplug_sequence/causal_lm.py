@@ -31,6 +31,10 @@ class CausalLMConfig(kplug.Config):
         True, description="put the tokenizer's end-of-text token after every document"
     )
     from_logits: bool = Field(False, description="the network outputs logits, not probabilities")
+    document_mask: bool = Field(
+        False, description="a token attends only to its own document within a packed window "
+        "(the end-of-text token closes a document); needs model gpt2 with keras-hub blocks",
+    )  # fmt: skip
 
 
 class CausalLM(kplug.Objective):
@@ -48,6 +52,11 @@ class CausalLM(kplug.Objective):
         require_single_texts(spec, "causal_lm", "{name: char}")
         tokenizer = spec.extras["tokenizer"]
         end = tokenizer.special_ids.get("end") if self.config.separate_documents else None
+        if self.config.document_mask and end is None:
+            raise kplug.RecipeError(
+                "objective.document_mask needs documents closed by an end-of-text token: "
+                "set separate_documents: true and use a tokenizer with one (char, byte, bpe)."
+            )
         length = self.config.sequence_length
         stride = self.config.stride or length
         splits, counts = {}, {}
@@ -76,6 +85,15 @@ class CausalLM(kplug.Objective):
         )
         report = {**data.report, "causal_lm": counts}
         return data.replace(**splits, spec=new_spec, report=report)
+
+    def build(self, network: Any, ctx: kplug.RunContext) -> Any:
+        if self.config.document_mask and not getattr(network, "document_mask", False):
+            raise kplug.RecipeError(
+                f"objective.document_mask: model {network.name!r} cannot mask attention by "
+                "document; use model.name: gpt2 (without kplug's own blocks: attention full "
+                "or local, reversible false), or set document_mask: false."
+            )
+        return network
 
     def loss(self, ctx: kplug.RunContext):
         import keras

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
-from typing import Literal
+from collections.abc import Iterator
+from typing import Any, Literal
 
 from pydantic import Field, PositiveInt
 
@@ -12,6 +14,7 @@ import kplug
 from kplug_text.components import Cleaner
 
 WORD = re.compile(r"\w+")
+SHINGLES = 4096  # per MinHash update: bounds its uint64 matrix to num_perm x 4096
 
 
 class ExactDedupConfig(kplug.Config):
@@ -73,9 +76,9 @@ class MinhashDedupConfig(kplug.Config):
 
 
 class MinhashDedup(Cleaner):
-    """Near-duplicate removal: MinHash signatures of each document's shingles, indexed in a
-    MinHash LSH; a document whose signature matches an earlier kept one above `threshold`
-    (estimated Jaccard similarity) is removed, the first one is kept."""
+    """Near-duplicate removal: MinHash signatures of each document's shingles, banded as in
+    datasketch's MinHash LSH; a document that shares a band with an earlier kept one
+    (estimated Jaccard similarity above `threshold`) is removed, the first one is kept."""
 
     def __init__(self, config: MinhashDedupConfig, ctx: kplug.RunContext | None = None):
         self.config = config
@@ -87,48 +90,82 @@ class MinhashDedup(Cleaner):
     def clean(self, texts: list[str]) -> list[str | None]:
         return drop_repeats(texts, self.keys(texts), self.index())
 
-    def keys(self, texts: list[str]) -> list:
-        """Each text's MinHash signature (`LeanMinHash`: picklable, computed in worker
-        processes by a streaming preparation)."""
-        from datasketch import LeanMinHash, MinHash
+    def keys(self, texts: list[str]) -> list[tuple[int, ...]]:
+        """Each text's LSH band keys (`band_keys`): a few integers, computed in worker
+        processes by a streaming preparation."""
+        from datasketch import MinHash
 
-        c = self.config
-        signatures = MinHash.bulk(
-            [self.shingles(text) for text in texts], num_perm=c.num_perm, seed=c.seed
-        )
-        return [LeanMinHash(s) for s in signatures]
+        template = MinHash(num_perm=self.config.num_perm, seed=self.config.seed)
+        out = []
+        for text in texts:
+            signature = template.copy()
+            for chunk in self.shingle_chunks(text):
+                signature.update_batch(chunk)
+            out.append(band_keys(signature.hashvalues, self.config.threshold, self.config.num_perm))
+        return out
 
     def index(self) -> NearDuplicateIndex:
-        return NearDuplicateIndex(self.config.threshold, self.config.num_perm)
+        return NearDuplicateIndex()
 
-    def shingles(self, text: str) -> list[bytes]:
-        """The document's n-grams as bytes (a short document is one shingle)."""
+    def shingle_chunks(self, text: str) -> Iterator[list[bytes]]:
+        """The document's n-grams as bytes (a short document is one shingle), SHINGLES at a
+        time: MinHash's permuted-hash matrix is `num_perm` x shingles of uint64, 100 MB for
+        one document of 750,000 characters at once, 4 MB a chunk."""
         n = self.config.shingle_size
         if self.config.shingle == "words":
             units = WORD.findall(text.lower())
-            grams = [" ".join(units[i : i + n]) for i in range(len(units) - n + 1)]
+            count, gram = len(units) - n + 1, lambda i: " ".join(units[i : i + n])
             whole = " ".join(units)
         else:
-            grams = [text[i : i + n] for i in range(len(text) - n + 1)]
+            count, gram = len(text) - n + 1, lambda i: text[i : i + n]
             whole = text
-        return [g.encode("utf-8") for g in (grams or [whole])]
+        if count <= 0:
+            yield [whole.encode("utf-8")]
+            return
+        for first in range(0, count, SHINGLES):
+            yield [gram(i).encode("utf-8") for i in range(first, min(count, first + SHINGLES))]
+
+
+@functools.cache
+def lsh_bands(threshold: float, num_perm: int) -> tuple[int, int]:
+    """datasketch's MinHash LSH (bands, rows per band) for the threshold: the pair that
+    minimizes the weighted false positive and false negative probabilities."""
+    from datasketch import MinHashLSH
+
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    return lsh.b, lsh.r
+
+
+def band_keys(hashvalues: Any, threshold: float, num_perm: int) -> tuple[int, ...]:
+    """One 60-bit BLAKE2b key per LSH band of a MinHash signature, the band number mixed in:
+    two documents share a key exactly when datasketch's `MinHashLSH` would make them
+    candidates through that band (up to a 2**-60 chance of a collision)."""
+    bands, rows = lsh_bands(threshold, num_perm)
+    keys = []
+    for band in range(bands):
+        row = hashvalues[band * rows : (band + 1) * rows].tobytes()
+        digest = hashlib.blake2b(row, digest_size=8, person=b"band%d" % band).digest()
+        keys.append(int.from_bytes(digest, "little") >> 4)  # < 2**60: a 32-byte int
+    return tuple(keys)
 
 
 class NearDuplicateIndex:
-    """A datasketch `MinHashLSH` of the signatures kept so far: in memory, about 1 KB per
-    kept document at 128 permutations (datasketch's `storage_config` can put it in Redis
-    or Cassandra for corpora whose index outgrows memory)."""
+    """The LSH band keys of the documents kept so far, in one set.
 
-    def __init__(self, threshold: float, num_perm: int):
-        from datasketch import MinHashLSH
+    datasketch's `MinHashLSH` keeps, per kept document, its key list and a set in each
+    band's table: 3.4 KB a document at 128 permutations (9 bands). Deduplication only
+    asks whether any band matches, so the band keys alone answer it, at about 700 bytes a
+    document (nine Python ints and their set slots).
+    """
 
-        self.lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    def __init__(self):
+        self.seen: set[int] = set()
 
-    def seen_before(self, number: int, signature) -> bool:
-        """Whether a kept document is near `signature`; if not, keeps this one."""
-        if self.lsh.query(signature):
+    def seen_before(self, number: int, keys: tuple[int, ...]) -> bool:
+        """Whether a kept document shares a band with `keys`; if not, keeps this one."""
+        if not self.seen.isdisjoint(keys):
             return True
-        self.lsh.insert(number, signature, check_duplication=False)
+        self.seen.update(keys)
         return False
 
 

@@ -25,6 +25,7 @@ import kplug
 INDEX = "index.json"
 FORMAT = 1
 CHUNK = 1 << 24
+FLUSH_TOKENS = 1 << 20  # written this many at a time: 2 MB of uint16 in memory, not 32 MB
 
 
 def token_dtype(vocabulary_size: int) -> np.dtype:
@@ -58,13 +59,13 @@ class ShardWriter:
         self.pending.append(array)
         self.pending_tokens += len(array)
         self.offsets.append(self.offsets[-1] + len(array))
-        if self.pending_tokens >= CHUNK:
+        if self.pending_tokens >= FLUSH_TOKENS:
             self._flush()
 
     def _flush(self) -> None:
         if not self.pending:
             return
-        data = np.concatenate(self.pending).tobytes()
+        data = np.concatenate(self.pending)  # written and hashed as a buffer: no copy
         self.handle.write(data)
         self.digest.update(data)
         self.pending, self.pending_tokens = [], 0

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 import kplug
 from kplug_transformers.packing import tokenized_documents
 
@@ -37,7 +35,7 @@ class EncoderObjective(kplug.Objective):
             split = getattr(data, name)
             examples = self.examples(split, index, ctx) if split is not None else None
             splits[name] = examples
-            counts[name] = 0 if examples is None else len(examples[0]["token_ids"])
+            counts[name] = kplug.count_examples(examples)
         if not counts["train"]:
             raise kplug.DataError(
                 f"{self.name}: the training text gives no examples; lower "
@@ -81,7 +79,3 @@ def crossentropy(label_smoothing: float, ignore_class: int | None = None):
     return SparseCrossentropy(
         from_logits=True, label_smoothing=label_smoothing, ignore_class=ignore_class
     )
-
-
-def split_rng(ctx: kplug.RunContext, index: int) -> np.random.Generator:
-    return np.random.default_rng([ctx.seed, index])

@@ -6,7 +6,9 @@ length, vocabulary)`, which the `causal_lm` objective of the sequence plugin tra
 (`ReversibleEmbedding(reverse=True)`), as in keras-hub's `GPT2CausalLM`. With
 `attention: local` the decoder blocks also get a banded mask on top of the causal one;
 with sliding window, axial or LSH attention or reversible blocks, kplug's own causal
-blocks replace keras-hub's.
+blocks replace keras-hub's. `causal_lm`'s `document_mask: true` adds a per-document mask
+(`DocumentAttentionMask`) to keras-hub's blocks: no token of a packed window attends
+across an end-of-text token.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ def build_gpt2(config: GPT2Config, ctx: kplug.RunContext) -> Any:
     from keras_hub.models import GPT2Backbone
 
     from kplug_transformers.block_stack import transformer_stack
+    from kplug_transformers.document_attention_mask import DocumentAttentionMask
     from kplug_transformers.local_attention_mask import LocalAttentionMask
 
     if ctx.spec.num_classes:
@@ -46,6 +49,12 @@ def build_gpt2(config: GPT2Config, ctx: kplug.RunContext) -> Any:
         )
     objective = getattr(ctx.recipe, "objective", None)  # none when built outside a run
     from_logits = getattr(getattr(objective, "config", None), "from_logits", None)
+    document_mask = getattr(getattr(objective, "config", None), "document_mask", False)
+    if document_mask and config.builds_own_blocks:
+        raise kplug.RecipeError(
+            "objective.document_mask works with keras-hub's decoder blocks: use attention "
+            "full or local and reversible: false on gpt2, or set document_mask: false."
+        )
     if from_logits is not None and from_logits != (config.output == "logits"):
         raise kplug.RecipeError(
             f"model.output: {config.output} needs objective.from_logits: "
@@ -66,6 +75,10 @@ def build_gpt2(config: GPT2Config, ctx: kplug.RunContext) -> Any:
     band = None
     if config.attention == "local":
         band = LocalAttentionMask(config.window, name="local_attention_mask")(padding_mask)
+    if document_mask:  # combined with the band, and by keras-hub with the causal mask
+        documents = DocumentAttentionMask(ctx.spec.extras["tokenizer"].special_ids["end"],
+                                          name="document_attention_mask")(token_ids)  # fmt: skip
+        band = documents if band is None else band * documents
     if config.builds_own_blocks:
         x = transformer_stack(config, x, None, causal=True)
     for layer in network.transformer_layers:  # none with kplug's own blocks
@@ -75,6 +88,7 @@ def build_gpt2(config: GPT2Config, ctx: kplug.RunContext) -> Any:
     if config.output == "logits":
         model = keras.Model(token_ids, logits, name="gpt2")
         model.max_sequence_length = network.max_sequence_length
+        model.document_mask = document_mask
         return model
     # Float32 probabilities keep the loss stable under mixed precision.
     probabilities = keras.layers.Activation("softmax", dtype="float32", name="probabilities")(
@@ -82,4 +96,5 @@ def build_gpt2(config: GPT2Config, ctx: kplug.RunContext) -> Any:
     )
     model = keras.Model(token_ids, probabilities, name="gpt2")
     model.max_sequence_length = network.max_sequence_length
+    model.document_mask = document_mask
     return model

@@ -4,11 +4,14 @@
   `MaskedLMMaskGenerator` selects 15% of the tokens, of which 80% become `[MASK]`, 10% a
   random token and 10% stay; the loss is the cross-entropy at the selected positions only.
 - `nsp`: pairs `[CLS] A [SEP] B [SEP]` of consecutive segments of one document (label 1,
-  half the time) or a segment and one from another document (label 0); a binary head on
-  the pooled `[CLS]` output.
+  half the time) or a segment and one from another document (label 0), drawn per pair
+  from a generator seeded by (seed, split, pair number) (`SentencePairs`); a binary head
+  on the pooled `[CLS]` output. Over prepared shards its examples are streamed.
 - `mlm_nsp`: the NSP pairs, masked as for MLM, and the sum of both losses (BERT's
   original pretraining).
-Masks and pairs are drawn once, seeded, when the data is adapted (static masking).
+Masks are drawn once, seeded, when the data is adapted (static masking), by keras-hub's
+generator, which cannot be seeded per example: `mlm` and `mlm_nsp` build their examples
+in memory.
 """
 
 from __future__ import annotations
@@ -18,11 +21,13 @@ from typing import Any
 
 import numpy as np
 from kplug_sequence.causal_lm import sliding_windows, token_stream
+from kplug_text.token_shards import TokenDocuments
 from pydantic import Field, PositiveInt
 
 import kplug
-from kplug_transformers.encoder_objective import EncoderObjective, crossentropy, split_rng
-from kplug_transformers.packing import document_tokens, pack, segments, special_id
+from kplug_transformers.encoder_objective import EncoderObjective, crossentropy
+from kplug_transformers.packing import document_tokens, pack, special_id
+from kplug_transformers.sentence_pairs import SentencePairs, joined
 
 
 class MaskedLMConfig(kplug.Config):
@@ -186,17 +191,30 @@ class NextSentence(MaskedLM):
     monitor = "val_loss"
     uses_mlm, uses_nsp = False, True
 
+    def examples(self, split: Any, index: int, ctx: kplug.RunContext):
+        if not self.uses_mlm and isinstance(split[0], TokenDocuments):
+            pairs = self.pairs(split[0], index, ctx)  # streamed from the shards
+            return pairs if len(pairs) else None
+        return super().examples(split, index, ctx)
+
     def unmasked(self, split: Any, index: int, ctx: kplug.RunContext):
-        pairs = sentence_pairs(
-            document_tokens(split[0]), (self.sequence_length - 3) // 2, split_rng(ctx, index)
-        )
-        if pairs is None:
+        documents = split[0]
+        if not isinstance(documents, TokenDocuments):
+            documents = joined(document_tokens(documents))
+        pairs = self.pairs(documents, index, ctx)
+        if not len(pairs):
             return None, None
-        first, second, labels = pairs
+        x, y = pairs.gather(np.arange(len(pairs)))
+        return x, (y if self.uses_nsp else {})
+
+    def pairs(self, documents: TokenDocuments, index: int, ctx: kplug.RunContext):
+        segment = (self.sequence_length - 3) // 2
+        if segment < 1:
+            raise kplug.RecipeError("objective.sequence_length is too short for pairs; use >= 5.")
         cls = special_id(self.tokenizer, "[CLS]", self.name)
         sep = special_id(self.tokenizer, "[SEP]", self.name)
-        x = pack(first, second, self.sequence_length, cls, sep)
-        return x, ({"nsp": labels} if self.uses_nsp else {})
+        return SentencePairs(documents, segment, self.sequence_length, cls, sep,
+                             seed=(ctx.seed, index))  # fmt: skip
 
 
 class MaskedLMNextSentence(NextSentence):
@@ -204,33 +222,3 @@ class MaskedLMNextSentence(NextSentence):
 
     name = "mlm_nsp"
     uses_mlm, uses_nsp = True, True
-
-
-def sentence_pairs(documents: list[np.ndarray], length: int, rng: np.random.Generator):
-    """(first segments, second segments, labels): for every segment followed by another
-    in its document, the true next one (label 1) or, with probability 1/2, a random
-    segment of another document (label 0). None when there are too few documents."""
-    if length < 1:
-        raise kplug.RecipeError("objective.sequence_length is too short for pairs; use >= 5.")
-    cut = segments(documents, length)
-    owners = [d for d, doc in enumerate(cut) for _ in doc]
-    pool = [s for doc in cut for s in doc]
-    if len({d for d, doc in enumerate(cut) if doc}) < 2:
-        return None
-    first, second, labels = [], [], []
-    for d, doc in enumerate(cut):
-        for i in range(len(doc) - 1):
-            first.append(doc[i])
-            if rng.random() < 0.5:
-                second.append(doc[i + 1])
-                labels.append(1)
-                continue
-            while True:
-                j = int(rng.integers(len(pool)))
-                if owners[j] != d:
-                    break
-            second.append(pool[j])
-            labels.append(0)
-    if not first:
-        return None
-    return first, second, np.asarray(labels, np.int32)

@@ -107,6 +107,7 @@ def register_tokenizers(register):
 
 @kplug.hookimpl
 def keras_objects():
+    from kplug_transformers.document_attention_mask import DocumentAttentionMask
     from kplug_transformers.local_attention_mask import LocalAttentionMask
     from kplug_transformers.masked_accuracy import MaskedAccuracy
     from kplug_transformers.reversible_stack import ReversibleStack
@@ -114,6 +115,7 @@ def keras_objects():
     from kplug_transformers.transformer_block import ATTENTION_LAYERS, TransformerBlock
 
     return {
+        "DocumentAttentionMask": DocumentAttentionMask,
         "LocalAttentionMask": LocalAttentionMask,
         "MaskedAccuracy": MaskedAccuracy,
         "ReversibleStack": ReversibleStack,

@@ -148,3 +148,24 @@ def test_minhash_processes_the_whole_pydoc_corpus_in_under_10_seconds():
     removed = [d for d, k in zip(docs, kept, strict=True) if k is None]
     assert 20 <= len(removed) <= 60
     assert kept[0] is not None
+
+
+def test_minhash_band_keys_decide_as_datasketch_minhash_lsh_on_pydoc():
+    """The compact index (band keys in a set) removes exactly the documents that
+    datasketch's MinHashLSH, queried and filled in corpus order, finds candidates for."""
+    from datasketch import MinHash, MinHashLSH
+
+    docs = pydoc_documents("section")
+    dedup = step("minhash_dedup", threshold=0.8)
+    lsh = MinHashLSH(threshold=0.8, num_perm=128)
+    signatures = MinHash.bulk(
+        [[s for chunk in dedup.shingle_chunks(d) for s in chunk] for d in docs],
+        num_perm=128, seed=1,
+    )  # fmt: skip
+    expected = []
+    for number, signature in enumerate(signatures):
+        expected.append(bool(lsh.query(signature)))
+        if not expected[-1]:
+            lsh.insert(number, signature)
+    assert sum(expected) >= 20
+    assert [k is None for k in dedup.clean(docs)] == expected

@@ -4,7 +4,9 @@ search), and bad input (exit 2 naming the file)."""
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -180,6 +182,36 @@ def test_a_tune_search_of_three_trials_prepares_its_data_once(cache, write, tmp_
     assert sum(r["prepared"]["reused"] for r in reports) == 2
 
 
+def test_two_processes_preparing_the_same_key_prepare_it_once(cache, write, tmp_path, capsys):
+    """The second `kplug data` waits on the key's lock, then reuses the first one's work."""
+    recipe = lm_recipe(write, corpus(tmp_path / "c.jsonl", documents=40))
+    assert main(["data", str(recipe), "--json"]) == 0  # only to learn the key
+    key = json.loads(capsys.readouterr().out)["prepared"]["key"]
+    fresh = tmp_path / "fresh-cache"
+    fresh.mkdir()
+    env = {**os.environ, "KPLUG_DATA_CACHE": str(fresh)}
+    command = [sys.executable, "-m", "kplug", "data", str(recipe), "--json"]
+    with open(fresh / f".lock-{key}", "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # both processes start while the key is locked
+        processes = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True)
+                     for _ in range(2)]  # fmt: skip
+        for process in processes:  # each says it waits before going on
+            line = process.stderr.readline()
+            while line and "another process is preparing" not in line:
+                line = process.stderr.readline()
+            assert key in line
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    reports = []
+    for process in processes:
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err
+        reports.append(json.loads(out)["prepared"])
+    assert sorted(r["reused"] for r in reports) == [False, True]
+    assert {r["key"] for r in reports} == {key}
+    assert sorted(p.name for p in fresh.iterdir()) == sorted([key, f".lock-{key}"])
+
+
 # ---------------------------------------------------------------------------------------
 # Bad input: exit 2 naming the file, nothing left in the cache as if complete
 # ---------------------------------------------------------------------------------------
@@ -200,12 +232,17 @@ def complete_entries(cache: Path) -> list[Path]:
     return [p for p in cache.glob("*/COMPLETE")] if cache.is_dir() else []
 
 
+def leftovers(cache: Path) -> list[Path]:
+    """What a failed preparation left in the cache, but the key's (empty) lock file."""
+    return [p for p in cache.iterdir() if not p.name.startswith(".lock-")]
+
+
 def test_a_corpus_that_cleans_to_nothing(cache, write, tmp_path, capsys):
     path = corpus(tmp_path / "short.jsonl", documents=20)
     recipe = lm_recipe(write, path, "[{name: length_filter, min_characters: 100000}]")
     testing.assert_main_user_error(capsys, ["data", str(recipe)], str(path), "length_filter",
                                    "empty after cleaning")  # fmt: skip
-    assert complete_entries(cache) == [] and list(cache.iterdir()) == []
+    assert complete_entries(cache) == [] and leftovers(cache) == []
 
 
 @pytest.mark.parametrize("change", ["disappears", "changes"])
@@ -235,7 +272,7 @@ def test_a_full_disk_while_writing_shards(cache, write, tmp_path):
                             timeout=300)  # fmt: skip
     testing.assert_user_error(result, "cannot write the prepared data to", str(cache),
                               "KPLUG_DATA_CACHE")  # fmt: skip
-    assert complete_entries(cache) == [] and list(cache.iterdir()) == []
+    assert complete_entries(cache) == [] and leftovers(cache) == []
 
 
 def test_a_cache_folder_that_is_not_writable(write, tmp_path, monkeypatch, capsys):

@@ -93,16 +93,22 @@ def test_pack_pairs_with_segment_ids_and_cuts_the_longer_segment():
 
 
 def test_sentence_pairs_are_half_true_next_half_other_documents():
-    from kplug_transformers.masked_lm import sentence_pairs
+    from kplug_transformers.sentence_pairs import SentencePairs, joined
 
     documents = [np.arange(d * 1000, d * 1000 + 400, dtype=np.int32) for d in range(1, 6)]
-    first, second, labels = sentence_pairs(documents, 10, np.random.default_rng(0))
-    assert len(first) == 5 * 39 and 0.4 < labels.mean() < 0.6
+    pairs = SentencePairs(joined(documents), 10, 23, cls=1, sep=2, seed=(0, 0))
+    x, y = pairs.gather(np.arange(len(pairs)))
+    labels = y["nsp"]
+    assert len(pairs) == 5 * 39 and 0.4 < labels.mean() < 0.6
+    first, second = x["token_ids"][:, 1:11], x["token_ids"][:, 12:22]
     for a, b, label in zip(first, second, labels, strict=True):
         same_document = a[0] // 1000 == b[0] // 1000
         assert same_document == bool(label)
         if label:
             assert b[0] == a[-1] + 1  # the segment that follows
+    # a pair depends on its index only, not on the batch that asks for it
+    some = np.array([7, 3, 150])
+    assert np.array_equal(pairs.gather(some)[0]["token_ids"], x["token_ids"][some])
 
 
 def masked_lm_objective(rates=None):
