@@ -242,6 +242,7 @@ class PinLimit:
 def test_hook_evaluation_overrides_pin_the_runs_data(cnn_run, tmp_path, capsys):
     run_dir = tmp_path / "run"
     shutil.copytree(cnn_run.directory, run_dir)  # the shared run's evaluations stay as they are
+    shutil.rmtree(run_dir / "evaluations", ignore_errors=True)  # other tests' evaluations
     with testing.registered(PinLimit(), "pin_limit"):
         assert main(["evaluate", str(run_dir)]) == 0
     assert json.loads(capsys.readouterr().out)["examples"] == 8

@@ -213,11 +213,13 @@ def _batches(split: Any, batch_size: int, limit: int | None) -> Iterator[tuple[A
 # ---------------------------------------------------------------------------------------
 
 
-def tflite_interpreter(path: Path, threads: int) -> Any:
-    """LiteRT's interpreter (`ai-edge-litert`, in the tensorflow extra), else TensorFlow's
-    deprecated `tf.lite.Interpreter`: the same accuracy and latency on the CNN's files
-    (docs/compression.md, "LiteRT")."""
+def tflite_interpreter(path: Path, threads: int, *, litert: bool = True) -> Any:
+    """LiteRT's interpreter (`ai-edge-litert`, in the tensorflow extra), else (or with
+    `litert=False`) TensorFlow's deprecated `tf.lite.Interpreter`: the same accuracy and
+    latency on the CNN's files (docs/compression.md, "LiteRT")."""
     try:
+        if not litert:
+            raise ImportError
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
         import tensorflow as tf
@@ -237,6 +239,7 @@ class TFLiteRunner:
     """
 
     def __init__(self, path: Path, threads: int = 1):
+        self.path, self.threads = path, threads
         self.interpreter = tflite_interpreter(path, threads)
         self.interpreter.allocate_tensors()
         self.inputs = self.interpreter.get_input_details()
@@ -253,7 +256,21 @@ class TFLiteRunner:
             self._batch = batch
         for detail, array in zip(self.inputs, arrays, strict=True):
             self.interpreter.set_tensor(detail["index"], _quantize(array, detail))
-        self.interpreter.invoke()
+        try:
+            self.interpreter.invoke()
+        except RuntimeError as error:
+            # LiteRT 2.x's XNNPack delegate refuses some pruned + int8 graphs ("failed to
+            # delegate FULLY_CONNECTED node") that TensorFlow's interpreter runs.
+            if (
+                "delegate" not in str(error)
+                or "ai_edge_litert" not in type(self.interpreter).__module__
+            ):
+                raise
+            log.warning("%s: LiteRT could not run it (%s); using tf.lite.Interpreter",
+                        self.path.name, str(error).splitlines()[0])  # fmt: skip
+            self.interpreter = tflite_interpreter(self.path, self.threads, litert=False)
+            self._batch = None
+            return self(x)
         return _dequantize(self.interpreter.get_tensor(self.output["index"]), self.output)
 
     def latency_ms(self, x: Any, runs: int) -> float:
