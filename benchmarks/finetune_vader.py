@@ -20,14 +20,15 @@ Markdown table and the mean difference in test accuracy.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from recipe_runs import kplug_run  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = {
@@ -37,19 +38,6 @@ TASKS = {
     }
     for task in ("sentiment", "pairs")
 }
-
-
-def kplug_run(recipe: str, runs_dir: Path, overrides: list[str]) -> dict:
-    command = [sys.executable, "-m", "kplug", "run", recipe, "--runs-dir", str(runs_dir),
-               *overrides]  # fmt: skip
-    print("$ kplug run", recipe, *overrides, file=sys.stderr, flush=True)
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
-    if result.returncode:
-        sys.exit(f"{recipe} failed:\n{result.stderr[-3000:]}")
-    run_dir = Path(result.stdout.strip().splitlines()[-1])
-    run_dir = run_dir if run_dir.is_absolute() else ROOT / run_dir
-    return json.loads((run_dir / "metrics.json").read_text())
 
 
 def main() -> int:
@@ -69,7 +57,7 @@ def main() -> int:
     print("|---|---|---|---|")
     for seed in args.seeds:
         for label, recipe in recipes.items():
-            metrics = kplug_run(recipe, runs_dir, [f"seed={seed}", *overrides])
+            _, metrics = kplug_run(recipe, runs_dir, [f"seed={seed}", *overrides])
             test = metrics["test"]
             accuracy[label].append(test["accuracy"])
             print(f"| {label} | {seed} | {test['accuracy']:.4f} | {test['loss']:.4f} |",

@@ -17,29 +17,18 @@ grid on validation and scores test at that choice. Prints Markdown tables.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from recipe_runs import kplug_run  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = "recipes/gpt_knn_pydoc.yaml"
-
-
-def kplug_run(runs_dir: Path, overrides: list[str]) -> tuple[Path, dict]:
-    command = [sys.executable, "-m", "kplug", "run", RECIPE, "--runs-dir", str(runs_dir),
-               *overrides]  # fmt: skip
-    print("$ kplug run", RECIPE, *overrides, file=sys.stderr, flush=True)
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
-    if result.returncode:
-        sys.exit(f"{RECIPE} failed:\n{result.stderr[-3000:]}")
-    run_dir = Path(result.stdout.strip().splitlines()[-1])
-    run_dir = run_dir if run_dir.is_absolute() else ROOT / run_dir
-    return run_dir, json.loads((run_dir / "metrics.json").read_text())
 
 
 def rows(label: str, knn: dict) -> list[str]:
@@ -69,7 +58,7 @@ def main() -> int:
         overrides = [f"model.init_from={args.init_from.resolve()}", "train.epochs=0"]
     else:
         overrides = [f"train.epochs={args.epochs}"]
-    run_dir, metrics = kplug_run(runs_dir, overrides)
+    run_dir, metrics = kplug_run(RECIPE, runs_dir, overrides)
     knn = metrics["knn_lm"]
     store = knn["datastore"]
     print(f"datastore: {store['entries']:,} entries x {store['dimension']} float32, "

@@ -31,13 +31,16 @@ import json
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from recipe_runs import kplug_run  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = {
@@ -46,19 +49,6 @@ RECIPES = {
 }
 MODELS = dict(zip(("minilm", "scratch"), RECIPES, strict=True))
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-
-
-def kplug_run(recipe: str, runs_dir: Path, overrides: list[str]) -> dict:
-    command = [sys.executable, "-m", "kplug", "run", recipe, "--runs-dir", str(runs_dir),
-               *overrides]  # fmt: skip
-    print("$ kplug run", recipe, *overrides, file=sys.stderr, flush=True)
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
-    if result.returncode:
-        sys.exit(f"{recipe} failed:\n{result.stderr[-3000:]}")
-    run_dir = Path(result.stdout.strip().splitlines()[-1])
-    run_dir = run_dir if run_dir.is_absolute() else ROOT / run_dir
-    return json.loads((run_dir / "metrics.json").read_text())
 
 
 def most_overlapping_sentence(question: str, context: str) -> str:
@@ -130,7 +120,7 @@ def main() -> int:
           f"{baseline['f1']:.2f} | 0 |", flush=True)  # fmt: skip
     for seed in args.seeds:
         for label, recipe in recipes.items():
-            metrics = kplug_run(recipe, runs_dir, [f"seed={seed}", *overrides])
+            _, metrics = kplug_run(recipe, runs_dir, [f"seed={seed}", *overrides])
             scores[label].append((metrics["exact_match"], metrics["f1"]))
             print(f"| {label} | {seed} | {metrics['exact_match']:.2f} | {metrics['f1']:.2f} "
                   f"| {metrics['train_seconds']:.0f} |", flush=True)  # fmt: skip
