@@ -6,11 +6,20 @@ only), NumPy splits are batched by a `keras.utils.PyDataset` with the same contr
 by `(seed, e)`, starting at batch `start_step`; evaluation batches in order. The order is
 NumPy's permutation, not TensorFlow's, so the two installs see different (each
 reproducible) orders.
+
+The same batches serve the processes of a multi-process JAX run: with `share=(i, n)`
+process `i` reads only the `i`-th of `n` equal parts of every global batch (Keras assembles
+the global batch from the processes' parts), in an `epoch_order` every process computes
+alike (`input_pipeline.tensorflow_order` where TensorFlow is installed: the order of the
+`tf.data` pipeline, so the run sees the batches of a single process). A streamed split (an
+object with `gather(indices)`, e.g. token windows memory-mapped from shards) is gathered
+a part at a time: each process reads only its own examples.
 """
 
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -34,8 +43,18 @@ def array_batches(
     seed: int = 0,
     start_step: int = 0,
     drop_remainder: bool = False,
+    share: tuple[int, int] = (0, 1),
+    epoch_order: Callable[[int, int, int], np.ndarray] | None = None,
 ) -> Any:
-    """A `keras.utils.PyDataset` of the batches of a NumPy `(x, y[, weights])` split."""
+    """A `keras.utils.PyDataset` of the batches of a NumPy `(x, y[, weights])` split or a
+    streamed one (`gather`).
+
+    Args:
+        share: `(i, n)`: only the `i`-th of `n` equal parts of each batch (process `i` of
+            `n`); every batch must split evenly.
+        epoch_order: `(examples, seed, epoch) -> permutation` of a shuffled training epoch;
+            NumPy's `numpy_order` by default.
+    """
     import keras
 
     class ArrayBatches(keras.utils.PyDataset):
@@ -51,20 +70,38 @@ def array_batches(
 
         def __getitem__(self, index: int) -> tuple:
             if not training:
-                return select_examples(split, np.arange(self.examples)[_window(index, batch_size)])
+                indices = np.arange(self.examples)[_window(index, batch_size)]
+                return _examples(split, _part(indices, share))
             epoch, batch = divmod(start_step + index, self.per_epoch)
             order = self._epoch_order(epoch)
-            return select_examples(split, order[_window(batch, batch_size)])
+            return _examples(split, _part(order[_window(batch, batch_size)], share))
 
         def _epoch_order(self, epoch: int) -> np.ndarray:
             if self._order is None or self._order[0] != epoch:
                 order = np.arange(self.examples)
                 if shuffle:
-                    order = np.random.default_rng([seed, epoch]).permutation(self.examples)
+                    order = (epoch_order or numpy_order)(self.examples, seed, epoch)
                 self._order = (epoch, order)
             return self._order[1]
 
     return ArrayBatches()
+
+
+def numpy_order(examples: int, seed: int, epoch: int) -> np.ndarray:
+    """The examples of epoch `epoch` in NumPy's permutation seeded by `(seed, epoch)`."""
+    return np.random.default_rng([seed, epoch]).permutation(examples)
+
+
+def _part(indices: np.ndarray, share: tuple[int, int]) -> np.ndarray:
+    """The `share[0]`-th of `share[1]` equal consecutive parts of a batch's indices."""
+    part, parts = share
+    return indices.reshape(parts, -1)[part]
+
+
+def _examples(split: Any, indices: np.ndarray) -> Any:
+    if hasattr(split, "gather"):
+        return split.gather(indices)
+    return select_examples(split, indices)
 
 
 def _window(batch: int, batch_size: int) -> slice:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from kplug import count_examples, is_array_split
 from kplug_distribute.array_batches import array_batches, tensorflow_installed
 
@@ -90,6 +92,16 @@ def make_dataset(
         policy = "AUTO"
     dataset = dataset.prefetch(tf.data.AUTOTUNE)
     return _shard_by(dataset, policy) if sharded else dataset
+
+
+def tensorflow_order(examples: int, seed: int, epoch: int) -> np.ndarray:
+    """The examples of training epoch `epoch` in the order `make_dataset`'s `tf.data`
+    pipeline gives them (TensorFlow's stateless shuffle seeded by `(seed, epoch)`)."""
+    import tensorflow as tf
+
+    key = tf.constant([seed, epoch], tf.int64)
+    indices = tf.range(examples, dtype=tf.int64)
+    return tf.random.experimental.stateless_shuffle(indices, seed=key).numpy()
 
 
 def _gatherer(split: Any) -> tuple[int, Any]:

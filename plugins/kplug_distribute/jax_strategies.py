@@ -4,19 +4,25 @@ Layout rules for `jax_model_parallel` come from two places, later ones winning: 
 implementing the `layout_rules` hook for the recipe's architecture (a transformers plugin
 knows where its attention and feed-forward kernels are), then the recipe's
 `strategy.layouts`.
+
+`jax_data_parallel` also runs over several processes (hosts): see `jax_processes`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field, PositiveInt, field_validator
 
 import kplug
-from kplug import count_examples
+from kplug import RunDirectory, count_examples
+from kplug_distribute.jax_processes import SINGLE, Processes, join, processes_from_environment
 
 log = logging.getLogger("kplug")
 
@@ -68,18 +74,27 @@ class JaxStrategy(kplug.Strategy):
         name: the registered strategy name.
         distribution: the `keras.distribution.Distribution`.
         replicas: how many ways each global batch is split.
+        processes: this process' place among the run's processes (hosts); each reads
+            only its share of every global batch, and only process 0 keeps the run.
     """
 
     training_loop = "fit"
 
-    def __init__(self, name: str, distribution: Any, replicas: int):
+    def __init__(self, name: str, distribution: Any, replicas: int, processes: Processes = SINGLE):
         import keras
 
         self.name = name
         self.distribution = distribution
         self.num_replicas = replicas
-        # Global, not only a scope: Keras reads it in fit/evaluate to shard each batch.
-        keras.distribution.set_distribution(distribution)
+        self.processes = processes
+        self.is_chief = processes.is_chief
+        self.temporary_directory: Path | None = None
+        if processes.count == 1:
+            # Global, not only a scope: Keras reads it in fit/evaluate to shard each batch.
+            keras.distribution.set_distribution(distribution)
+        # Over several processes, only in scope() and in fit/evaluate: a variable made
+        # under it is a collective (JAX checks every process puts the same value), and
+        # process 0 alone saves the model, which makes a throwaway optimizer.
 
     @contextlib.contextmanager
     def scope(self) -> Iterator[None]:
@@ -99,6 +114,20 @@ class JaxStrategy(kplug.Strategy):
                 "weight null (replicated) there."
             ) from error
 
+    def run_directory(self, runs_root: str | os.PathLike, name: str) -> RunDirectory:
+        """Process 0's run directory (`KPLUG_RUN_DIRECTORY` when `kplug launch` made it);
+        the other processes write into a temporary one, removed when the run ends."""
+        from kplug_distribute.multi_worker_strategy import RUN_DIRECTORY_ENV
+
+        if not self.is_chief:
+            prefix = f"kplug-{name}-process{self.processes.index}-"
+            self.temporary_directory = Path(tempfile.mkdtemp(prefix=prefix))
+            return RunDirectory(self.temporary_directory)
+        given = os.environ.get(RUN_DIRECTORY_ENV) if self.processes.count > 1 else None
+        if given:
+            return RunDirectory(given)
+        return super().run_directory(runs_root, name)
+
     def _dataset(self, split: Any, batch_size: int, training: bool, **kwargs: Any) -> Any:
         from kplug_distribute.input_pipeline import make_dataset
 
@@ -115,8 +144,32 @@ class JaxStrategy(kplug.Strategy):
                 "dropping the last %d examples of a split: a batch of %d does not split over "
                 "%d devices", remainder, remainder, self.num_replicas,
             )  # fmt: skip
+        if self.processes.count > 1:
+            return self._process_share(split, batch_size, training, drop, **kwargs)
         return make_dataset(split, batch_size=batch_size, training=training,
                             drop_remainder=drop, **kwargs)  # fmt: skip
+
+    def _process_share(
+        self, split: Any, batch_size: int, training: bool, drop: bool, **kwargs: Any
+    ) -> Any:
+        """This process' part of every batch, a `PyDataset`: Keras assembles the global
+        batch from the processes' parts (`jax.make_array_from_process_local_data`). Not
+        `tf.data`, which Keras would read whole on every process and then shard."""
+        from kplug_distribute.array_batches import array_batches, tensorflow_installed
+        from kplug_distribute.input_pipeline import tensorflow_order
+
+        if not kplug.is_array_split(split) and not hasattr(split, "gather"):
+            raise kplug.RunError(
+                f"{self.name} over {self.processes.count} processes reads NumPy splits and "
+                "streamed (prepared) splits; this dataset gives a tf.data pipeline. Prepare "
+                "it (data.stream: true) or run one process."
+            )
+        # Every process shuffles alike, as one process would on this install.
+        order = tensorflow_order if tensorflow_installed() else None
+        share = (self.processes.index, self.processes.count)
+        return array_batches(split, batch_size=batch_size, training=training,
+                             drop_remainder=drop, share=share, epoch_order=order,
+                             **kwargs)  # fmt: skip
 
     def fit(
         self,
@@ -145,22 +198,33 @@ class JaxStrategy(kplug.Strategy):
         validation = None
         if data.validation is not None:
             validation = self._dataset(data.validation, batch_size, False)
-        history = model.fit(
-            train,
-            validation_data=validation,
-            epochs=epochs,
-            initial_epoch=initial_epoch,
-            steps_per_epoch=steps,
-            validation_steps=validation_steps,
-            callbacks=list(callbacks),
-            verbose=verbose,
-            shuffle=False,
-        )
+        with self._distributed():
+            history = model.fit(
+                train,
+                validation_data=validation,
+                epochs=epochs,
+                initial_epoch=initial_epoch,
+                steps_per_epoch=steps,
+                validation_steps=validation_steps,
+                callbacks=list(callbacks),
+                verbose=verbose,
+                shuffle=False,
+            )
+        if self.processes.count > 1:
+            from kplug_distribute.fit_strategy import weights_digest
+
+            log.info("final weights sha256 %s", weights_digest(model))
         return history.history
 
     def evaluate(self, model, split, *, batch_size, steps=None):
         dataset = self._dataset(split, batch_size, False)
-        return model.evaluate(dataset, steps=steps, return_dict=True, verbose=0)
+        with self._distributed():
+            return model.evaluate(dataset, steps=steps, return_dict=True, verbose=0)
+
+    def _distributed(self) -> contextlib.AbstractContextManager:
+        if self.processes.count == 1:
+            return contextlib.nullcontext()  # set globally
+        return self.distribution.scope()
 
     def describe(self) -> dict[str, Any]:
         mesh = self.distribution.device_mesh
@@ -170,6 +234,17 @@ class JaxStrategy(kplug.Strategy):
             "devices": [str(d) for d in mesh.devices.flatten()],
             "mesh": dict(zip(mesh.axis_names, mesh.shape, strict=True)),
             "training_loop": self.training_loop,
+            **self._processes_description(),
+        }
+
+    def _processes_description(self) -> dict[str, Any]:
+        if self.processes.count == 1:
+            return {}
+        return {
+            "processes": self.processes.count,
+            "process": self.processes.index,
+            "coordinator": self.processes.coordinator,
+            "chief": self.is_chief,
         }
 
 
@@ -190,14 +265,31 @@ def _devices(count: int | None) -> list[Any]:
 def make_data_parallel(config: DataParallelConfig, ctx: kplug.RunContext) -> JaxStrategy:
     import keras
 
+    processes = processes_from_environment()
+    join(processes)
+    if processes.count > 1 and config.devices is not None:
+        raise kplug.RunError(
+            f"strategy.devices: {config.devices} with {processes.count} JAX processes: the "
+            "mesh spans every process' devices; remove strategy.devices (set the devices of "
+            "each process with XLA_FLAGS or CUDA_VISIBLE_DEVICES)."
+        )
     devices = _devices(config.devices)
     distribution = keras.distribution.DataParallel(devices=devices)
-    return JaxStrategy("jax_data_parallel", distribution, replicas=len(devices))
+    # Each process reads its own share of every batch (JaxStrategy._process_share).
+    distribution.auto_shard_dataset = processes.count == 1
+    return JaxStrategy("jax_data_parallel", distribution, replicas=len(devices),
+                       processes=processes)  # fmt: skip
 
 
 def make_model_parallel(config: ModelParallelConfig, ctx: kplug.RunContext) -> JaxStrategy:
     import keras
 
+    if processes_from_environment().count > 1:
+        raise kplug.RunError(
+            "jax_model_parallel runs in one process (its devices: XLA_FLAGS or the GPUs of "
+            "the machine); over several processes use jax_data_parallel, or unset the "
+            "KERAS_DISTRIBUTION_* variables."
+        )
     devices = _devices(None)
     shape = config.mesh or (1, len(devices))
     if shape[0] * shape[1] != len(devices):

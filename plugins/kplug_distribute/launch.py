@@ -1,7 +1,9 @@
 """`kplug launch --workers N RECIPE [OVERRIDES]`: a multi-worker run on this machine.
 
 Each worker is a `kplug run` child process with its own `TF_CONFIG` on free 127.0.0.1
-ports; their output is streamed with a `[worker i]` prefix. If one fails, the others
+ports (`multi_worker`), or Keras' `KERAS_DISTRIBUTION_*` variables naming worker 0 as the
+coordinator (`jax_data_parallel`: one JAX process per worker); their output is streamed
+with a `[worker i]` prefix. If one fails, the others
 are stopped. With `--restart-failed` the whole cluster is restarted instead (a
 synchronous cluster cannot go on without the lost worker) and resumes from the chief's
 per-epoch backup. The chief's run directory is printed last.
@@ -24,14 +26,20 @@ from pathlib import Path
 from typing import Any
 
 import kplug
+from kplug_distribute import jax_processes
 from kplug_distribute.multi_worker_strategy import BACKUP_DIR_ENV, RUN_DIRECTORY_ENV
+
+# The strategies launch starts workers for; the others run in one process.
+LAUNCHED = ("multi_worker", "jax_data_parallel")
 
 # How long a worker gets to exit after SIGTERM before SIGKILL.
 STOP_GRACE_SECONDS = 10.0
 
 
 def add_arguments(parser: argparse.ArgumentParser):
-    parser.add_argument("recipe", help="recipe YAML file (strategy: multi_worker)")
+    parser.add_argument(
+        "recipe", help="recipe YAML file (strategy: multi_worker or jax_data_parallel)"
+    )
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="recipe overrides")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     parser.add_argument(
@@ -55,16 +63,24 @@ def handle(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise kplug.RunError(f"--workers must be at least 1, got {args.workers}.")
     recipe = load_recipe(args.recipe, args.overrides)
-    if recipe.strategy.name != "multi_worker":
+    if recipe.strategy.name not in LAUNCHED:
         raise kplug.RecipeError(
-            f"kplug launch runs recipes with strategy multi_worker, not "
-            f"{recipe.strategy.name!r}; add the override strategy.name=multi_worker."
+            f"kplug launch runs recipes with strategy multi_worker (TensorFlow) or "
+            f"jax_data_parallel (JAX), not {recipe.strategy.name!r}; add the override "
+            "strategy.name=multi_worker or strategy.name=jax_data_parallel."
         )
-    if recipe.strategy.config.cluster:
+    if getattr(recipe.strategy.config, "cluster", None):
         raise kplug.RecipeError(
             "kplug launch makes the cluster itself; remove strategy.cluster from the recipe."
         )
+    if recipe.strategy.name == "jax_data_parallel" and args.restart_failed:
+        raise kplug.RunError(
+            "--restart-failed resumes from multi_worker's per-epoch backup, which "
+            "jax_data_parallel does not write; leave it out (or resume the chief's run "
+            "with kplug resume)."
+        )
     ports = _ports(args)
+    args.jax = recipe.strategy.name == "jax_data_parallel"
     runs_root = Path(args.runs_dir) if args.runs_dir else default_runs_root()
     chief_directory = RunDirectory.create(runs_root, recipe.name)
     scratch = Path(tempfile.mkdtemp(prefix="kplug-launch-"))
@@ -151,9 +167,14 @@ class Launch:
     def _environment(self, index: int) -> dict[str, str]:
         addresses = [f"127.0.0.1:{p}" for p in self.ports]
         env = dict(os.environ)
-        env["TF_CONFIG"] = json.dumps(
-            {"cluster": {"worker": addresses}, "task": {"type": "worker", "index": index}}
-        )
+        if self.args.jax:
+            env[jax_processes.JOB_ADDRESSES_ENV] = addresses[0]  # the coordinator
+            env[jax_processes.NUM_PROCESSES_ENV] = str(len(addresses))
+            env[jax_processes.PROCESS_ID_ENV] = str(index)
+        else:
+            env["TF_CONFIG"] = json.dumps(
+                {"cluster": {"worker": addresses}, "task": {"type": "worker", "index": index}}
+            )
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         env["PYTHONUNBUFFERED"] = "1"
         if index == 0:
