@@ -98,8 +98,8 @@ def join(processes: Processes) -> None:
 
     if jax.distributed.is_initialized():
         return
-    # The CPU client needs a cross-process collectives implementation (gloo is JAX's
-    # default from 0.5; older releases default to none and fail in the first all-reduce).
+    # The CPU client needs a cross-process collectives implementation: gloo (JAX 0.10's
+    # default; a release whose default is none would fail in the first all-reduce).
     if jax.config.values.get("jax_cpu_collectives_implementation") in (None, "none"):
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
     try:
