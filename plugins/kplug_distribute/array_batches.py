@@ -51,10 +51,10 @@ def array_batches(
 
         def __getitem__(self, index: int) -> tuple:
             if not training:
-                return select_examples(split, np.arange(self.examples)[_window(index, batch_size)])
+                return _select(split, np.arange(self.examples)[_window(index, batch_size)])
             epoch, batch = divmod(start_step + index, self.per_epoch)
             order = self._epoch_order(epoch)
-            return select_examples(split, order[_window(batch, batch_size)])
+            return _select(split, order[_window(batch, batch_size)])
 
         def _epoch_order(self, epoch: int) -> np.ndarray:
             if self._order is None or self._order[0] != epoch:
@@ -65,6 +65,12 @@ def array_batches(
             return self._order[1]
 
     return ArrayBatches()
+
+
+def _select(split: Any, index: np.ndarray) -> tuple:
+    """The examples at `index`: of NumPy arrays, or gathered by a streamed split (an object
+    with `gather`, e.g. token windows memory-mapped from shards)."""
+    return split.gather(index) if hasattr(split, "gather") else select_examples(split, index)
 
 
 def _window(batch: int, batch_size: int) -> slice:

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 from kplug_distribute.input_pipeline import make_dataset
+from kplug_transformers.masked_examples import MaskedExamples
 from kplug_transformers.sentence_pairs import SentencePairs
 from kplug_transformers.seq2seq import SegmentPairs
 
@@ -49,8 +50,9 @@ def assert_same_examples(streamed, in_memory):
             assert np.array_equal(x[key], want[0][key]), (split, key)
         if isinstance(y, dict):
             assert y.keys() == want[1].keys()
-            y, want = y["nsp"], (None, want[1]["nsp"])
-        assert np.array_equal(y, want[1]), split
+            assert all(np.array_equal(y[k], want[1][k]) for k in y), split
+        else:
+            assert np.array_equal(y, want[1]), split
 
 
 def first_batches(split, count: int = 3) -> list:
@@ -85,3 +87,20 @@ def test_nsp_streams_the_pairs_it_builds_in_memory(data):
     (x, y), (want_x, want_y) = first_batches(streamed.train, 1) + first_batches(in_memory.train, 1)
     assert all(np.array_equal(x[k], want_x[k]) for k in x)
     assert np.array_equal(y["nsp"], want_y["nsp"])
+
+
+@pytest.mark.parametrize("name", ["mlm", "mlm_nsp"])
+def test_masked_objectives_stream_the_masked_examples_they_build_in_memory(data, name):
+    objective = {"name": name, "sequence_length": 16}
+    streamed = adapted(data, objective, "bert", stream=True, tokenizer=WORDPIECE)
+    in_memory = adapted(data, objective, "bert", stream=False, tokenizer=WORDPIECE)
+    assert isinstance(streamed.train, MaskedExamples)
+    assert streamed.report[name] == in_memory.report[name]
+    assert_same_examples(streamed, in_memory)
+    x, y = streamed.validation.gather(np.arange(len(streamed.validation)))
+    selected = y["mlm"] != 0
+    assert 0.1 < selected.sum() / (x["padding_mask"].sum() - 2 * len(selected)) < 0.2
+    (x, y), (want_x, want_y) = first_batches(streamed.train, 1) + first_batches(in_memory.train, 1)
+    assert x.keys() == want_x.keys() and y.keys() == want_y.keys()
+    assert all(np.array_equal(x[k], want_x[k]) for k in x)
+    assert all(np.array_equal(y[k], want_y[k]) for k in y)
