@@ -4,11 +4,13 @@ the input pipeline the batches, of the same examples built in memory."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from kplug_distribute.input_pipeline import make_dataset
 from kplug_transformers.masked_examples import MaskedExamples
+from kplug_transformers.packed_documents import PackedDocuments
 from kplug_transformers.sentence_pairs import SentencePairs
 from kplug_transformers.seq2seq import SegmentPairs
 
@@ -104,3 +106,21 @@ def test_masked_objectives_stream_the_masked_examples_they_build_in_memory(data,
     assert x.keys() == want_x.keys() and y.keys() == want_y.keys()
     assert all(np.array_equal(x[k], want_x[k]) for k in x)
     assert all(np.array_equal(y[k], want_y[k]) for k in y)
+
+
+def test_text_classification_streams_the_labelled_examples_it_builds_in_memory(data, tmp_path):
+    records = [json.loads(line) for line in Path(data["path"]).read_text().splitlines()]
+    path = tmp_path / "labelled.jsonl"
+    path.write_text("".join(json.dumps({**r, "label": "ab"[len(r["text"]) % 2]}) + "\n"
+                            for r in records), encoding="utf-8")  # fmt: skip
+    labelled = {**data, "path": str(path), "label_column": "label", "tokenizer": WORDPIECE}
+    objective = {"name": "text_classification", "sequence_length": 40}
+    streamed = adapted(labelled, objective, "bert", stream=True)
+    in_memory = adapted(labelled, objective, "bert", stream=False)
+    assert isinstance(streamed.train, PackedDocuments)
+    assert streamed.report["text_classification"] == in_memory.report["text_classification"]
+    assert streamed.spec.num_classes == in_memory.spec.num_classes == 2
+    assert_same_examples(streamed, in_memory)
+    (x, y), (want_x, want_y) = first_batches(streamed.train, 1) + first_batches(in_memory.train, 1)
+    assert all(np.array_equal(x[k], want_x[k]) for k in x) and np.array_equal(y, want_y)
+    assert len(streamed.train.take(5)) == 5
