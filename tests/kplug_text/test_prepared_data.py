@@ -343,6 +343,25 @@ def test_a_corrupt_shard_found_at_training_time(cache, write, tmp_path, capsys):
                                    str(tokens), "damaged", "kplug data --clear")  # fmt: skip
 
 
+def test_a_corrupt_labels_file_found_when_the_data_is_opened(cache, write, tmp_path, capsys):
+    path = labelled_corpus(tmp_path / "labelled.jsonl", documents=40)
+    recipe = write("labelled.yaml", f"""\
+name: labelled
+data: {{name: text_files, path: {path}, label_column: label, stream: true,
+       tokenizer: {{name: char}}}}
+model: {{name: rnn}}
+objective: {{name: classification}}
+""")  # fmt: skip
+    assert main(["data", str(recipe)]) == 0
+    (labels,) = cache.glob("*/train.labels.npy")
+    data = bytearray(labels.read_bytes())
+    data[-1] ^= 0x01
+    labels.write_bytes(bytes(data))
+    capsys.readouterr()
+    testing.assert_main_user_error(capsys, ["data", str(recipe)], str(labels), "damaged",
+                                   "kplug data --clear")  # fmt: skip
+
+
 def test_progress_is_plain_periodic_lines_when_not_on_a_terminal(caplog):
     from kplug_text.progress import Progress
 

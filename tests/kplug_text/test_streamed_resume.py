@@ -47,7 +47,25 @@ model: {name: seq2seq_transformer, layers: 1, heads: 2, hidden: 16, intermediate
         max_length: 16, dropout: 0.0}
 objective: {name: seq2seq, sequence_length: 16}
 """, 432, 27, 40),
+    # 160 labelled training documents (pydoc paragraphs, labelled by content), 10 steps of 16.
+    "text_classification": ("""\
+data: {name: text_files, path: {corpus}, label_column: label, stream: true, batch_size: 16,
+       tokenizer: {name: wordpiece, vocab_size: 200, lowercase: true}}
+model: {name: bert, layers: 1, heads: 2, hidden: 16, intermediate: 32, max_length: 32,
+        dropout: 0.0}
+objective: {name: text_classification, sequence_length: 32}
+""", 160, 10, 15),
 }  # fmt: skip
+
+
+def labelled_corpus(path: Path) -> Path:
+    """200 pydoc paragraphs, each labelled by whether it shows code."""
+    from kplug_text.pydoc_corpus import pydoc_documents
+
+    paragraphs = pydoc_documents("paragraph")[:200]
+    path.write_text("".join(json.dumps({"text": p, "label": str(">>>" in p or "::" in p)}) + "\n"
+                            for p in paragraphs), encoding="utf-8")  # fmt: skip
+    return path
 
 
 def start(site: Path, cache: Path, *args: str) -> subprocess.Popen:
@@ -71,7 +89,8 @@ def test_sigkill_mid_epoch_on_streamed_shards_then_resume_matches_an_uninterrupt
 ):
     _, examples, per_epoch, kill_at = CASES[objective]
     recipe, cache = tmp_path / "run.yaml", tmp_path / "cache"
-    recipe.write_text(f"name: streamed-{objective}\nseed: 5\n{CASES[objective][0]}{TRAIN}")
+    body = CASES[objective][0].replace("{corpus}", str(labelled_corpus(tmp_path / "c.jsonl")))
+    recipe.write_text(f"name: streamed-{objective}\nseed: 5\n{body}{TRAIN}")
     prepare = start(site, cache, "data", str(recipe))
     assert prepare.wait(timeout=240) == 0, prepare.stderr.read()[-3000:]
     reference = start(site, cache, "run", str(recipe), "--runs-dir", str(tmp_path / "reference"))
