@@ -57,8 +57,9 @@ BATCH_CHARACTERS = 2_000_000  # per worker task: large enough to amortize, small
 ENCODE_CHARACTERS = 500_000
 INLINE_BELOW = 4_000_000  # smaller corpora are cleaned in this process (no worker start-up)
 CLEANED = "cleaned.txt"
-# Options that change how, not what, is prepared: left out of the cache key.
-NOT_IN_KEY = ("workers",)
+# Options that change how, or whether, not what is prepared: left out of the cache key
+# (`stream: true` and its default prepare unlabelled text alike).
+NOT_IN_KEY = ("workers", "stream")
 
 PREPARATIONS = {"count": 0}  # preparations done in this process (tests count them)
 

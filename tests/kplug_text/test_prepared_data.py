@@ -130,8 +130,9 @@ def test_parallel_workers_prepare_what_the_in_memory_path_gives(cache, tmp_path)
     for split in ("train", "validation", "test"):
         got, want = getattr(parallel, split)[0], getattr(in_memory, split)[0]
         assert [d.tolist() for d in got] == [d.tolist() for d in want]
-    # workers do not change the result, so they are not part of the key: reused
-    again = load({**data, "workers": 1})
+    # workers (and stream: true, the default's preparation) do not change the result, so
+    # they are not part of the key: reused
+    again = load({**data, "workers": 1, "stream": True})
     assert again.report["prepared"]["reused"] is True
     assert again.report["prepared"]["key"] == parallel.report["prepared"]["key"]
     assert preparation.PREPARATIONS["count"] == before + 1
