@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from kplug_distribute.array_batches import array_batches
 from kplug_distribute.input_pipeline import make_dataset
 from kplug_transformers.masked_examples import MaskedExamples
 from kplug_transformers.packed_documents import PackedDocuments
@@ -104,6 +105,12 @@ def test_masked_objectives_stream_the_masked_examples_they_build_in_memory(data,
     assert 0.1 < selected.sum() / (x["padding_mask"].sum() - 2 * len(selected)) < 0.2
     (x, y), (want_x, want_y) = first_batches(streamed.train, 1) + first_batches(in_memory.train, 1)
     assert x.keys() == want_x.keys() and y.keys() == want_y.keys()
+    assert all(np.array_equal(x[k], want_x[k]) for k in x)
+    assert all(np.array_equal(y[k], want_y[k]) for k in y)
+    # without TensorFlow: the PyDataset of NumPy splits gathers the streamed one alike
+    options = {"batch_size": 8, "training": True, "seed": 5, "start_step": 2}
+    x, y = array_batches(streamed.train, **options)[3]
+    want_x, want_y = array_batches(in_memory.train, **options)[3]
     assert all(np.array_equal(x[k], want_x[k]) for k in x)
     assert all(np.array_equal(y[k], want_y[k]) for k in y)
 
