@@ -56,33 +56,42 @@ class MaskedExamples:
         token_ids = np.array(x["token_ids"], dtype=np.int32)
         positions = np.zeros((len(indices), self.selection_length), np.int32)
         targets = np.zeros((len(indices), self.selection_length), np.int32)
-        for row, index in enumerate(indices):
-            out = mask_example(self.generator, token_ids[row], (*self.seed, int(index)))
-            token_ids[row] = np.asarray(out["token_ids"])
-            positions[row] = np.asarray(out["mask_positions"])
-            targets[row] = np.asarray(out["mask_ids"])
+        seeds = [(*self.seed, int(index)) for index in indices]
+        for row, out in enumerate(mask_examples(self.generator, token_ids, seeds)):
+            token_ids[row] = out["token_ids"]
+            positions[row] = out["mask_positions"]
+            targets[row] = out["mask_ids"]
         return {**x, "token_ids": token_ids, "mask_positions": positions}, {**y, "mlm": targets}
 
 
-def mask_example(generator: Any, token_ids: np.ndarray, seed: tuple[int, ...]) -> dict:
-    """`generator(token_ids)` (one example) with Python's `random` seeded by `seed`; the
-    global generator's state is put back after, so the run's own draws are undisturbed.
-    A string seed is hashed with SHA-512, so the draws do not depend on PYTHONHASHSEED."""
+def mask_examples(generator: Any, token_ids: np.ndarray,
+                  seeds: list[tuple[int, ...]]) -> list[dict[str, np.ndarray]]:  # fmt: skip
+    """`generator` on each row of `token_ids` alone, with Python's `random` seeded by the
+    row's seed; the global generator's state is put back after, so the run's own draws are
+    undisturbed. A string seed is hashed with SHA-512: the draws do not depend on
+    PYTHONHASHSEED. Returns each row's outputs as NumPy arrays.
+
+    `generator.call`, not `generator(...)`: the layer's bookkeeping (name scope, autocast,
+    input checks) is about 60 of the 86 microseconds of a one-example call, and a stateless
+    preprocessing layer needs none of it (benchmarks/masking_cost.py)."""
     with _PYTHON_RANDOM, _numpy_outputs():
         state = random.getstate()
-        random.seed("mlm/" + "/".join(map(str, seed)))
+        outputs = []
         try:
-            return generator(token_ids)
+            for ids, seed in zip(token_ids, seeds, strict=True):
+                random.seed("mlm/" + "/".join(map(str, seed)))
+                out = generator.call(ids)
+                outputs.append({key: np.asarray(value) for key, value in out.items()})
         finally:
             random.setstate(state)
+    return outputs
 
 
 def _numpy_outputs() -> Any:
     """keras-hub's scope in which its preprocessing layers answer NumPy arrays rather than
-    backend tensors: the same values, 4 to 6 times faster per example (0.08 against 0.35 ms
-    on TensorFlow, 0.06 against 0.35 ms on JAX; converting four small outputs to tensors is
-    most of a call; benchmarks/masking_cost.py). A private keras-hub name: without it,
-    the public call."""
+    backend tensors: the same values, several times faster per example (converting four
+    small outputs to tensors is most of a call; benchmarks/masking_cost.py). A private
+    keras-hub name: without it, the tensors are converted back."""
     try:
         from keras_hub.src.utils.tensor_utils import no_convert_scope
     except ImportError:
