@@ -1,5 +1,6 @@
-"""Every hook in kplug/hookspecs.py and kplug/inference/hookspecs.py is exercised here (test_hook_<name>) and documented in
-docs/plugins.md; test_every_hook_is_tested_and_documented keeps it that way."""
+"""Every hook in kplug/hookspecs.py and kplug/inference/hookspecs.py is exercised here
+(test_hook_<name>) and documented in docs/plugins.md;
+test_every_hook_is_tested_and_documented keeps it that way."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import pytest
 
 import kplug
 from kplug import hookspecs, testing
-from kplug.inference import hookspecs as inference_hookspecs
 from kplug.cli import main
+from kplug.inference import hookspecs as inference_hookspecs
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,8 +14,8 @@ import pytest
 
 import kplug
 from kplug import hookspecs, plugins, testing
-from kplug.inference import hookspecs as inference_hookspecs
 from kplug.cli import build_parser, main
+from kplug.inference import hookspecs as inference_hookspecs
 
 
 class FinishRaises:
