@@ -1,8 +1,8 @@
-"""Training tokens per second of recipes/gpt_clm_pydoc.yaml with its windows streamed
-from memory-mapped token shards (the default) and held in memory (`data.stream=false`),
-side by side in one process.
+"""Training tokens per second of recipes/gpt_clm_pydoc.yaml (or `--recipe`, e.g.
+recipes/bert_mlm_pydoc.yaml) with its examples streamed from memory-mapped token shards
+(the default) and held in memory (`data.stream=false`), side by side in one process.
 
-    .venv/bin/python benchmarks/streamed_throughput.py [--steps 40] [--rounds 7]
+    .venv/bin/python benchmarks/streamed_throughput.py [--steps 40] [--rounds 7] [--recipe R]
 
 Both are full kplug runs of the same recipe with the overrides of
 benchmarks/transformer_throughput.py (one epoch of `--steps` steps, no validation, no
@@ -27,11 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from transformer_throughput import RECIPE, overrides  # noqa: E402
 
 
-def tokens_per_second(steps: int, runs: Path, stream: bool) -> float:
+def tokens_per_second(steps: int, runs: Path, stream: bool, path: Path = RECIPE) -> float:
     from kplug import load_recipe
     from kplug.runner import run
 
-    recipe = load_recipe(RECIPE, [*overrides(steps), f"data.stream={str(stream).lower()}"])
+    recipe = load_recipe(path, [*overrides(steps), f"data.stream={str(stream).lower()}"])
     result = run(recipe, runs_root=runs, argv=["benchmark"])
     tokens = steps * recipe.data.options.batch_size * recipe.objective.config.sequence_length
     return tokens / result.metrics["train_seconds"]
@@ -65,15 +65,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--recipe", type=Path, default=RECIPE)
     args = parser.parse_args()
     runs = Path(tempfile.mkdtemp(prefix="streamed_throughput_"))
     print(f"load average before: {os.getloadavg()[0]:.2f} (1 min)", flush=True)
     for stream in (True, False):  # prepares the shards, warms both sides, outside the timings
-        tokens_per_second(2, runs, stream)
+        tokens_per_second(2, runs, stream, args.recipe)
     ratios = []
     for round_ in range(args.rounds):
         order = (True, False) if round_ % 2 == 0 else (False, True)
-        speed = {stream: tokens_per_second(args.steps, runs, stream) for stream in order}
+        speed = {stream: tokens_per_second(args.steps, runs, stream, args.recipe)
+                 for stream in order}  # fmt: skip
         ratios.append(speed[True] / speed[False])
         print(f"round {round_ + 1}: streamed {speed[True]:,.0f} tokens/s, in memory "
               f"{speed[False]:,.0f} tokens/s, ratio {ratios[-1]:.3f} (load average "

@@ -43,9 +43,9 @@ from kplug.errors import (
     TrainingDivergedError,
 )
 from kplug.recipe import Recipe, apply_overrides
+from kplug.recipe.yamlio import dump as dump_yaml
+from kplug.recipe.yamlio import parse as parse_yaml
 from kplug.registry import RecipeSection
-from kplug.yamlio import dump as dump_yaml
-from kplug.yamlio import parse as parse_yaml
 
 __version__ = "0.1.0"
 

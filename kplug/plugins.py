@@ -27,6 +27,7 @@ import pluggy
 
 from kplug import hookspecs
 from kplug.errors import KplugError, PluginError
+from kplug.inference import hookspecs as inference_hookspecs
 from kplug.registry import KINDS, RecipeSection, Registry
 
 PROJECT = "kplug"
@@ -64,6 +65,7 @@ def plugin_manager() -> pluggy.PluginManager:
     if _manager is None:
         pm = pluggy.PluginManager(PROJECT)
         pm.add_hookspecs(hookspecs)
+        pm.add_hookspecs(inference_hookspecs)
         # Historic: every plugin registered later gets it too, before its hooks are used.
         pm.hook.add_hookspecs.call_historic(kwargs={"plugin_manager": pm})
         _load_entry_points(pm)

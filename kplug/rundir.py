@@ -211,7 +211,7 @@ def run_objective(run_dir: Path, name: str, purpose: str) -> dict[str, Any]:
         purpose: what the caller does with such runs, for the error (e.g. "kplug sample
             draws from GANs trained with objective adversarial").
     """
-    from kplug import yamlio
+    from kplug.recipe import yamlio
 
     path = Path(run_dir) / "recipe.resolved.yaml"
     if not path.is_file():

@@ -1,5 +1,6 @@
-"""Every hook in kplug/hookspecs.py is exercised here (test_hook_<name>) and documented in
-docs/plugins.md; test_every_hook_is_tested_and_documented keeps it that way."""
+"""Every hook in kplug/hookspecs.py and kplug/inference/hookspecs.py is exercised here
+(test_hook_<name>) and documented in docs/plugins.md;
+test_every_hook_is_tested_and_documented keeps it that way."""
 
 from __future__ import annotations
 
@@ -12,19 +13,21 @@ import pytest
 import kplug
 from kplug import hookspecs, testing
 from kplug.cli import main
+from kplug.inference import hookspecs as inference_hookspecs
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def hook_names() -> list[str]:
-    return sorted(n for n in dir(hookspecs) if hasattr(getattr(hookspecs, n), "kplug_spec"))
+    modules = (hookspecs, inference_hookspecs)
+    return sorted(n for m in modules for n in dir(m) if hasattr(getattr(m, n), "kplug_spec"))
 
 
 def test_every_hook_is_tested_and_documented():
     tests = "\n".join(p.read_text() for p in (ROOT / "tests").rglob("test_*.py"))
     docs = (ROOT / "docs" / "plugins.md").read_text()
     names = hook_names()
-    assert "register_datasets" in names and "run_finished" in names
+    assert {"register_datasets", "run_finished", "prediction_inputs"} <= set(names)
     untested = [n for n in names if f"def test_hook_{n}" not in tests]
     undocumented = [n for n in names if not re.search(rf"^### {n}$", docs, re.M)]
     assert not untested, f"hooks without a test_hook_<name> test: {untested}"

@@ -126,4 +126,4 @@ def test_the_graph_of_kplug_has_the_modules_it_should():
     graph = import_graph(kplug_sources())
     assert "kplug.stages" in graph["kplug.training.plan"]  # function-level import, seen
     assert "kplug.runner" not in graph["kplug.training.plan"]
-    assert "kplug.training.options" in graph["kplug.recipe"]
+    assert "kplug.training.options" in graph["kplug.recipe.recipe"]

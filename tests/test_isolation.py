@@ -15,6 +15,7 @@ import pytest
 import kplug
 from kplug import hookspecs, plugins, testing
 from kplug.cli import build_parser, main
+from kplug.inference import hookspecs as inference_hookspecs
 
 
 class FinishRaises:
@@ -101,6 +102,7 @@ def test_hooks_of_a_plugin_that_is_not_loaded_are_optional():
 
     pm = pluggy.PluginManager("kplug")
     pm.add_hookspecs(hookspecs)
+    pm.add_hookspecs(inference_hookspecs)
     pm.hook.add_hookspecs.call_historic(kwargs={"plugin_manager": pm})
     pm.register(kplug_transformers.plugin, name="transformers")
     pm.check_pending()  # no "unknown hook" error

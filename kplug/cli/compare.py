@@ -24,7 +24,7 @@ def add_to(subparsers) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from kplug import yamlio
+    from kplug.recipe import yamlio
     from kplug.training.report import plot_curves, read_history
 
     if len(args.run_dirs) < 2:

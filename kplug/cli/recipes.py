@@ -87,7 +87,7 @@ def handle(args: argparse.Namespace) -> int:
 
 def _bases(recipe: Path, folder: Path) -> list[tuple[Path, Path]]:
     """The files a recipe `extends:` (relative names), recursively, copied beside it."""
-    from kplug import yamlio
+    from kplug.recipe import yamlio
 
     data, _ = yamlio.parse(recipe.read_text("utf-8"), str(recipe))
     base = data.get("extends") if isinstance(data, dict) else None

@@ -170,7 +170,7 @@ def _at(values: list[float], index: int) -> Any:
 
 
 def _saved_recipe(directory: RunDirectory) -> dict[str, Any]:
-    from kplug import yamlio
+    from kplug.recipe import yamlio
 
     path = directory / "recipe.resolved.yaml"
     try:

@@ -71,10 +71,10 @@ def array_batches(
         def __getitem__(self, index: int) -> tuple:
             if not training:
                 indices = np.arange(self.examples)[_window(index, batch_size)]
-                return _examples(split, _part(indices, share))
+                return _select(split, _part(indices, share))
             epoch, batch = divmod(start_step + index, self.per_epoch)
             order = self._epoch_order(epoch)
-            return _examples(split, _part(order[_window(batch, batch_size)], share))
+            return _select(split, _part(order[_window(batch, batch_size)], share))
 
         def _epoch_order(self, epoch: int) -> np.ndarray:
             if self._order is None or self._order[0] != epoch:
@@ -98,10 +98,10 @@ def _part(indices: np.ndarray, share: tuple[int, int]) -> np.ndarray:
     return indices.reshape(parts, -1)[part]
 
 
-def _examples(split: Any, indices: np.ndarray) -> Any:
-    if hasattr(split, "gather"):
-        return split.gather(indices)
-    return select_examples(split, indices)
+def _select(split: Any, index: np.ndarray) -> tuple:
+    """The examples at `index`: of NumPy arrays, or gathered by a streamed split (an object
+    with `gather`, e.g. token windows memory-mapped from shards)."""
+    return split.gather(index) if hasattr(split, "gather") else select_examples(split, index)
 
 
 def _window(batch: int, batch_size: int) -> slice:

@@ -45,14 +45,15 @@ def make_dataset(
             data between workers.
         drop_remainder: drop a last partial batch (devices that need equal shards).
     """
-    if is_array_split(split) and not sharded and not tensorflow_installed():
+    streamed = hasattr(split, "gather")  # e.g. token windows memory-mapped from shards
+    if (is_array_split(split) or streamed) and not sharded and not tensorflow_installed():
         return array_batches(split, batch_size=batch_size, training=training, shuffle=shuffle,
                              seed=seed, start_step=start_step,
                              drop_remainder=drop_remainder)  # fmt: skip
     import tensorflow as tf
 
     known = count_examples(split) is not None
-    if is_array_split(split) or hasattr(split, "gather"):
+    if is_array_split(split) or streamed:
         n, gather = _gatherer(split)
 
         def epoch_of(epoch):

@@ -78,11 +78,13 @@ class TextDataConfig(kplug.Config):
     validation_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="documents held out")
     test_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="documents held out")
     split_seed: int = Field(0, description="seed of the by-document split")
-    stream: bool = Field(
-        True,
-        description="unlabelled text with a tokenizer and no sequence_length (language "
-        "modelling): prepare it once into token shards in the data cache (KPLUG_DATA_CACHE) "
-        "and stream them; false: clean and encode in memory on every run",
+    stream: bool | None = Field(
+        None,
+        description="prepare the text once into token shards in the data cache "
+        "(KPLUG_DATA_CACHE) and stream them. null: unlabelled text with a tokenizer and no "
+        "sequence_length (language modelling) streams; true: labelled text with a tokenizer "
+        "too (objective text_classification streams it); false: clean and encode in memory "
+        "on every run",
     )
     workers: PositiveInt | None = Field(
         None, description="processes that clean a streamed preparation; null: all cores"
@@ -101,9 +103,13 @@ class TextDataConfig(kplug.Config):
 
 
 def streams(config: TextDataConfig, *, labelled: bool, pairs: bool) -> bool:
-    """Whether the data goes through a cached, streamed preparation (`preparation.py`)."""
-    return (config.stream and config.tokenizer is not None and config.sequence_length is None
-            and not labelled and not pairs)  # fmt: skip
+    """Whether the data goes through a cached, streamed preparation (`preparation.py`):
+    unlabelled text unless `stream: false`, labelled text when `stream: true`."""
+    if config.tokenizer is None or pairs or config.stream is False:
+        return False
+    if labelled:
+        return config.stream is True
+    return config.sequence_length is None
 
 
 def pair_data_problem(config: TextDataConfig) -> str | None:

@@ -36,7 +36,15 @@ import numpy as np
 
 import kplug
 from kplug_text.progress import Progress
-from kplug_text.token_shards import FORMAT, INDEX, ShardWriter, open_splits, token_dtype
+from kplug_text.token_shards import (
+    FORMAT,
+    INDEX,
+    PaddedDocuments,
+    ShardWriter,
+    open_labels,
+    open_splits,
+    token_dtype,
+)
 from kplug_text.tokenizer_files import FOLDER, load_tokenizer, save_tokenizer, train_tokenizer
 
 log = logging.getLogger("kplug")
@@ -49,8 +57,9 @@ BATCH_CHARACTERS = 2_000_000  # per worker task: large enough to amortize, small
 ENCODE_CHARACTERS = 500_000
 INLINE_BELOW = 4_000_000  # smaller corpora are cleaned in this process (no worker start-up)
 CLEANED = "cleaned.txt"
-# Options that change how, not what, is prepared: left out of the cache key.
-NOT_IN_KEY = ("workers",)
+# Options that change how, or whether, not what is prepared: left out of the cache key
+# (`stream: true` and its default prepare unlabelled text alike).
+NOT_IN_KEY = ("workers", "stream")
 
 PREPARATIONS = {"count": 0}  # preparations done in this process (tests count them)
 
@@ -64,20 +73,25 @@ class DocumentSource:
         description: for the data report (`source`).
         identity: what says the input is unchanged (file paths, sizes, mtimes).
         total_bytes: the input's size, for progress and the choice of workers.
-        read: yields the documents in corpus order; raises `kplug.DataError` naming a file
-            that disappears or changes while it is read.
+        read: yields the documents in corpus order (`(text, label)` pairs when `labelled`);
+            raises `kplug.DataError` naming a file that disappears or changes while it is
+            read.
+        report: entries of the data report; `read` may add to it (e.g. records skipped).
+        labelled: the documents come with class labels (strings).
     """
 
     name: str
     description: str
     identity: Any
     total_bytes: int
-    read: Callable[[], Iterator[str]]
+    read: Callable[[], Iterator[Any]]
     report: dict[str, Any] = field(default_factory=dict)
+    labelled: bool = False
 
 
 def prepared_text_data(source: DocumentSource, config: Any, ctx: kplug.RunContext) -> kplug.Data:
-    """The dataset's splits as memory-mapped `TokenDocuments`, prepared once per key."""
+    """The dataset's splits as memory-mapped `TokenDocuments` (labelled text:
+    `PaddedDocuments` and the labels), prepared once per key."""
     settings = {k: v for k, v in config.model_dump(mode="json").items() if k not in NOT_IN_KEY}
     key = kplug.data_cache_key({"format": FORMAT, "dataset": source.name, "config": settings,
                        "source": source.identity})  # fmt: skip
@@ -108,7 +122,26 @@ def prepared_text_data(source: DocumentSource, config: Any, ctx: kplug.RunContex
     spec = kplug.DataSpec(input_shape=(None,), input_dtype="int32",
                           vocabulary_size=tokenizer.vocabulary_size)  # fmt: skip
     spec.extras.update(text_form="ragged", tokenizer=tokenizer, prepared=str(folder))
+    if "class_names" in index:
+        return _labelled_data(folder, index, parts, spec, report, config)
     splits = {s: None if parts.get(s) is None else (parts[s], None) for s in SPLITS}
+    return kplug.Data(**splits, spec=spec, report=report)
+
+
+def _labelled_data(folder: Path, index: dict, parts: dict, spec: kplug.DataSpec,
+                   report: dict, config: Any) -> kplug.Data:  # fmt: skip
+    """Labelled text as in memory (`corpus.text_data`): documents padded to
+    `sequence_length` (or the longest training document), read from the shard by rows."""
+    labels = open_labels(folder)
+    train = parts.get("train")
+    length = config.sequence_length or int(
+        (np.diff(train.offsets) - (train.end_id is not None)).max()
+    )
+    spec.input_shape, spec.extras["text_form"] = (length,), "padded"
+    spec.class_names = list(index["class_names"])
+    spec.num_classes = len(spec.class_names)
+    splits = {s: None if parts.get(s) is None else (PaddedDocuments(parts[s], length), labels[s])
+              for s in SPLITS}  # fmt: skip
     return kplug.Data(**splits, spec=spec, report=report)
 
 
@@ -169,6 +202,8 @@ def _prepare(source: DocumentSource, config: Any, ctx: kplug.RunContext, folder:
     warn_about_empty_splits(parts, config, source.description, report)
     index = {"format": FORMAT, "key": key, "dtype": token_dtype(tokenizer.vocabulary_size).str,
              "end_id": _end_id(tokenizer), "splits": shards, "report": report}  # fmt: skip
+    if cleaned.class_names is not None:
+        index["class_names"] = cleaned.class_names
     kplug.write_durably(folder / INDEX, json.dumps(index, indent=2).encode("utf-8"))
     seconds = time.perf_counter() - started
     kplug.mark_prepared(folder, {"dataset": source.name, "source": source.description,
@@ -215,6 +250,8 @@ class CleanedText:
     offsets: array  # byte offset of each document and the end: 8 bytes per document
     documents_in: int
     rows: list[dict[str, Any]]
+    labels: np.ndarray | None = None  # labelled text: each survivor's class, 4 bytes
+    class_names: list[str] | None = None  # sorted, as in memory
 
     @property
     def count(self) -> int:
@@ -247,11 +284,13 @@ def _clean_pass(source: DocumentSource, config: Any, ctx: kplug.RunContext,
     rows = [{"docs_in": 0, "chars_in": 0, "docs_out": 0, "chars_out": 0, "seconds": 0.0}
             for _ in steps]  # fmt: skip
     offsets = array("q", [0])
+    labels = ClassLabels() if source.labelled else None
     number = 0
     progress = Progress("cleaning", source.total_bytes)
     workers = _workers(config, source.total_bytes)
+    batches = _batches(source.read(), source.labelled)
     with open(folder / CLEANED, "wb") as out:
-        for texts, result in _map_batches(cleaners, dedup, _batches(source.read()), workers):
+        for texts, batch_labels, result in _map_batches(cleaners, dedup, batches, workers):
             kept_texts, lengths, drops, keys, seconds = result
             for j, s in enumerate(seconds):
                 rows[j]["seconds"] += s
@@ -261,6 +300,8 @@ def _clean_pass(source: DocumentSource, config: Any, ctx: kplug.RunContext,
                     data = text.encode("utf-8")
                     out.write(data)
                     offsets.append(offsets[-1] + len(data))
+                    if labels is not None:
+                        labels.add(batch_labels[i])
                 number += 1
             for j in dedup:
                 rows[j]["seconds"] += (time.perf_counter() - decided) / len(dedup)
@@ -279,7 +320,29 @@ def _clean_pass(source: DocumentSource, config: Any, ctx: kplug.RunContext,
             f"removed the last {last['documents_in']} documents. Loosen that step's "
             "parameters or remove it from data.clean."
         )
-    return CleanedText(folder / CLEANED, offsets, number, report)
+    cleaned = CleanedText(folder / CLEANED, offsets, number, report)
+    if labels is not None:
+        cleaned.labels, cleaned.class_names = labels.sorted()
+    return cleaned
+
+
+class ClassLabels:
+    """The class of each surviving document, as a code in order of first appearance (4
+    bytes per document, one dict entry per class), renumbered by sorted name at the end."""
+
+    def __init__(self) -> None:
+        self.codes: dict[str, int] = {}
+        self.values = array("i")
+
+    def add(self, label: str) -> None:
+        self.values.append(self.codes.setdefault(label, len(self.codes)))
+
+    def sorted(self) -> tuple[np.ndarray, list[str]]:
+        names = sorted(self.codes)
+        renumber = np.empty(len(names), dtype=np.int32)
+        for rank, name in enumerate(names):
+            renumber[self.codes[name]] = rank
+        return renumber[np.asarray(self.values, dtype=np.int64)], names
 
 
 def _survives(number, i, lengths, drop, keys, dedup, indexes, rows) -> bool:
@@ -309,16 +372,19 @@ def _row(step: str, row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _batches(documents: Iterator[str]) -> Iterator[list[str]]:
-    batch, size = [], 0
-    for text in documents:
+def _batches(documents: Iterator[Any], labelled: bool):
+    """(texts, their labels or None) of about `BATCH_CHARACTERS`."""
+    batch, labels, size = [], [], 0
+    for document in documents:
+        text, label = document if labelled else (document, None)
         batch.append(text)
+        labels.append(label)
         size += len(text)
         if size >= BATCH_CHARACTERS:
-            yield batch
-            batch, size = [], 0
+            yield batch, labels if labelled else None
+            batch, labels, size = [], [], 0
     if batch:
-        yield batch
+        yield batch, labels if labelled else None
 
 
 def _workers(config: Any, total_bytes: int) -> int:
@@ -374,23 +440,24 @@ def clean_batch(texts: list[str]):
 
 
 def _map_batches(cleaners, dedup, batches, workers):
-    """(batch, clean_batch(batch)) in order; at most two batches per worker in flight."""
+    """(texts, labels, clean_batch(texts)) in order; at most two batches per worker in
+    flight. The labels stay in this process."""
     if workers == 1:
         _start_worker(cleaners, dedup)
-        for batch in batches:
-            yield batch, clean_batch(batch)
+        for texts, labels in batches:
+            yield texts, labels, clean_batch(texts)
         return
     context = multiprocessing.get_context("spawn")  # TensorFlow may run in this process
     with context.Pool(workers, initializer=_start_worker, initargs=(cleaners, dedup)) as pool:
         pending: deque = deque()
-        for batch in batches:
-            pending.append((batch, pool.apply_async(clean_batch, (batch,))))
+        for texts, labels in batches:
+            pending.append((texts, labels, pool.apply_async(clean_batch, (texts,))))
             if len(pending) >= 2 * workers:
-                batch, result = pending.popleft()
-                yield batch, result.get()
+                texts, labels, result = pending.popleft()
+                yield texts, labels, result.get()
         while pending:
-            batch, result = pending.popleft()
-            yield batch, result.get()
+            texts, labels, result = pending.popleft()
+            yield texts, labels, result.get()
 
 
 # ---------------------------------------------------------------------------------------
@@ -431,14 +498,16 @@ def _encode_pass(folder: Path, cleaned: CleanedText, parts, tokenizer):
     for code, name in enumerate(SPLITS):
         membership[parts[name]] = code
     dtype = token_dtype(tokenizer.vocabulary_size)
-    writers = {name: ShardWriter(folder, name, dtype, _end_id(tokenizer)) for name in SPLITS}
+    labelled = cleaned.labels is not None
+    writers = {name: ShardWriter(folder, name, dtype, _end_id(tokenizer), labelled)
+               for name in SPLITS}  # fmt: skip
     train_tokens = train_characters = 0
     progress = Progress("tokenizing", int(cleaned.offsets[-1]))
     for batch in cleaned.batches(characters=ENCODE_CHARACTERS):
         encoded = tokenizer.encode_batch([text for _, text in batch])
         for (i, text), ids in zip(batch, encoded, strict=True):
             split = SPLITS[membership[i]]
-            writers[split].add(ids)
+            writers[split].add(ids, int(cleaned.labels[i]) if labelled else None)
             if split == "train":
                 train_tokens += len(ids)
                 train_characters += len(text)

@@ -236,32 +236,46 @@ def load_text_files(config: TextFilesConfig, ctx: kplug.RunContext) -> kplug.Dat
 
 def document_source(config: TextFilesConfig):
     """The files of `config.path` as a `DocumentSource` for a streamed preparation; their
-    identity (path, size, mtime) is taken now and checked again after each is read."""
+    identity (path, size, mtime) is taken now and checked again after each is read. With
+    `label_column`, it yields (text, label) pairs and counts the records of `skip_labels`
+    into its report."""
     from kplug_text.preparation import DocumentSource
 
     files = find_files(config.path)
     identities = [kplug.file_identity(p) for p in files]
-    return DocumentSource(
+    source = DocumentSource(
         name="text_files",
         description=config.path,
         identity=identities,
         total_bytes=sum(i["size"] for i in identities),
-        read=lambda: _stream_documents(files, identities, config),
+        read=lambda: _stream_documents(files, identities, config, source.report),
+        labelled=config.label_column is not None,
     )
+    if config.skip_labels:
+        source.report["skipped_labels"] = {}
+    return source
 
 
-def _stream_documents(files: list[Path], identities: list[dict], config: TextFilesConfig):
+def _stream_documents(files: list[Path], identities: list[dict], config: TextFilesConfig,
+                      report: dict):  # fmt: skip
     """The documents of each file in turn: a JSONL file line by line; a .txt or .csv file
     is read whole (as the in-memory reader does)."""
     for path, identity in zip(files, identities, strict=True):
         try:
             if path.suffix == ".txt":
+                if config.label_column is not None:
+                    raise kplug.DataError(
+                        f"{path}: .txt files have no columns, so label_column "
+                        f"{config.label_column!r} cannot apply; use .csv or .jsonl for labels."
+                    )
                 yield from _txt_documents(_read_text(path, config.encoding), config.txt_document)
-            elif path.suffix == ".csv":
-                for where, row in _csv_records(path, _read_text(path, config.encoding)):
-                    yield _field(row, config.text_column, where, "text_column")
+                continue
+            if path.suffix == ".csv":
+                records = _csv_records(path, _read_text(path, config.encoding))
             else:
-                yield from _jsonl_texts(path, config)
+                records = _jsonl_records(path, config)
+            for where, record in records:
+                yield from _document(record, where, config, report)
         except FileNotFoundError:
             raise kplug.DataError(
                 f"{path} disappeared while the data was being prepared; restore it (or "
@@ -270,7 +284,20 @@ def _stream_documents(files: list[Path], identities: list[dict], config: TextFil
         _check_unchanged(path, identity)
 
 
-def _jsonl_texts(path: Path, config: TextFilesConfig):
+def _document(record: dict, where: str, config: TextFilesConfig, report: dict):
+    """The record's text, or (text, label) with label_column; nothing for a skipped label."""
+    if config.label_column is None:
+        yield _field(record, config.text_column, where, "text_column")
+        return
+    label = _field(record, config.label_column, where, "label_column")
+    if label in config.skip_labels:
+        skipped = report["skipped_labels"]
+        skipped[label] = skipped.get(label, 0) + 1
+        return
+    yield _field(record, config.text_column, where, "text_column"), label
+
+
+def _jsonl_records(path: Path, config: TextFilesConfig):
     utf8 = config.encoding.lower().replace("_", "-") in ("utf-8", "utf8")
     try:
         # newline="\n": lines end at "\n" only, as `_lines` splits them
@@ -291,7 +318,7 @@ def _jsonl_texts(path: Path, config: TextFilesConfig):
                     ) from None
                 if not isinstance(record, dict):
                     raise kplug.DataError(f"{path}:{number}: each line must be a JSON object")
-                yield _field(record, config.text_column, f"{path}:{number}", "text_column")
+                yield f"{path}:{number}", record
     except UnicodeDecodeError as error:
         raise kplug.DataError(
             f"{path}: not valid {config.encoding} text ({error.reason}). Convert the file "

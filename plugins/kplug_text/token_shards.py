@@ -4,7 +4,8 @@ Each split is one flat token file (`<split>.tokens`, little-endian uint16 when t
 vocabulary has fewer than 65,536 tokens, else uint32): the documents' token ids one after
 another, each followed by the tokenizer's end-of-text id when it has one. Beside it,
 `<split>.offsets.npy` holds the int64 start of every document (and the end of the last),
-and `index.json` the dtype, counts and a BLAKE2b digest of every file. Random access is
+labelled text `<split>.labels.npy` (the int32 class of every document, `class_names` in
+the index), and `index.json` the dtype, counts and a BLAKE2b digest of every file. Random access is
 a slice of a `numpy.memmap`, so any backend reads it (through `tf.data` here, a PyDataset
 or Grain elsewhere) and a training position is just a window index.
 """
@@ -43,16 +44,20 @@ class ShardWriter:
         end_id: appended after each document, or None.
     """
 
-    def __init__(self, folder: Path, split: str, dtype: np.dtype, end_id: int | None):
+    def __init__(self, folder: Path, split: str, dtype: np.dtype, end_id: int | None,
+                 labelled: bool = False):  # fmt: skip
         self.path = Path(folder) / f"{split}.tokens"
         self.split, self.dtype, self.end_id = split, dtype, end_id
         self.handle = open(self.path, "wb")  # noqa: SIM115 (closed by close())
         self.digest = hashlib.blake2b(digest_size=16)
         self.offsets = array("q", [0])  # 8 bytes per document
+        self.labels = array("i") if labelled else None  # 4 more for labelled text
         self.pending: list[np.ndarray] = []
         self.pending_tokens = 0
 
-    def add(self, ids: list[int] | np.ndarray) -> None:
+    def add(self, ids: list[int] | np.ndarray, label: int | None = None) -> None:
+        if self.labels is not None:
+            self.labels.append(label)
         array = np.asarray(ids, dtype=self.dtype)
         if self.end_id is not None:
             array = np.append(array, np.array(self.end_id, self.dtype))
@@ -78,11 +83,8 @@ class ShardWriter:
         self.handle.close()
         offsets_path = self.path.with_name(f"{self.split}.offsets.npy")
         offsets = np.asarray(self.offsets, dtype=np.int64)
-        with open(offsets_path, "wb") as handle:
-            np.save(handle, offsets)
-            handle.flush()
-            os.fsync(handle.fileno())
-        return {
+        _save_durably(offsets_path, offsets)
+        entry = {
             "tokens_file": self.path.name,
             "offsets_file": offsets_path.name,
             "documents": len(offsets) - 1,
@@ -90,6 +92,19 @@ class ShardWriter:
             "blake2b": {self.path.name: self.digest.hexdigest(),
                         offsets_path.name: file_digest(offsets_path)},
         }  # fmt: skip
+        if self.labels is not None:
+            labels_path = self.path.with_name(f"{self.split}.labels.npy")
+            _save_durably(labels_path, np.asarray(self.labels, dtype=np.int32))
+            entry["labels_file"] = labels_path.name
+            entry["blake2b"][labels_path.name] = file_digest(labels_path)
+        return entry
+
+
+def _save_durably(path: Path, values: np.ndarray) -> None:
+    with open(path, "wb") as handle:
+        np.save(handle, values)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def file_digest(path: Path) -> str:
@@ -147,6 +162,50 @@ class TokenDocuments:
     def stream(self) -> np.ndarray:
         """The documents' tokens as one memmap slice, each followed by `end_id`."""
         return self.tokens[self.offsets[0] : self.offsets[-1]]
+
+
+class PaddedDocuments:
+    """Labelled documents of one split as the padded 2-D int32 array in-memory text data
+    holds (each document cut to `length` and padded with 0), read from the memory-mapped
+    shard: `gather` (and an index, a slice, an index array) builds only the rows asked
+    for; `np.asarray` makes the whole array, for objectives that want it in memory.
+
+    Args:
+        documents: the split's `TokenDocuments`.
+        length: the padded length (`data.sequence_length`, or the longest training document).
+    """
+
+    ndim = 2
+    dtype = np.dtype(np.int32)
+
+    def __init__(self, documents: TokenDocuments, length: int):
+        self.documents, self.length = documents, length
+
+    def __len__(self) -> int:
+        return len(self.documents)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (len(self), self.length)
+
+    def gather(self, indices: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(indices), self.length), dtype=np.int32)
+        for row, i in enumerate(np.asarray(indices, dtype=np.int64)):
+            ids = self.documents.document(int(i))[: self.length]
+            out[row, : len(ids)] = ids
+        return out
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        if isinstance(index, (int, np.integer)):
+            return self.gather([range(len(self))[index]])[0]
+        return self.gather(np.arange(len(self))[index])
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = self.gather(np.arange(len(self)))
+        return out if dtype is None else out.astype(dtype)
 
 
 class TokenWindows:
@@ -224,6 +283,32 @@ def open_splits(folder: Path, *, verify: bool = True) -> dict[str, TokenDocument
         tokens = np.memmap(tokens_path, dtype=dtype, mode="r") if entry["tokens"] else None
         offsets = np.load(offsets_path)
         out[split] = TokenDocuments(tokens, offsets, index["end_id"])
+    return out
+
+
+def open_labels(folder: Path, *, verify: bool = True) -> dict[str, np.ndarray | None]:
+    """Each split's int32 class of every document (None for an empty split) from a prepared
+    folder of labelled text.
+
+    Raises:
+        kplug.DataError: naming the file, when one is missing, of the wrong size or its
+            digest differs from the index.
+    """
+    index = read_index(folder)
+    out: dict[str, np.ndarray | None] = {}
+    for split, entry in index["splits"].items():
+        path = folder / entry["labels_file"]
+        if not path.is_file():
+            raise _damaged(path, "is missing")
+        if verify and file_digest(path) != entry["blake2b"][path.name]:
+            raise _damaged(path, "does not match the digest in its index")
+        try:
+            labels = np.load(path)
+        except ValueError as error:
+            raise _damaged(path, f"cannot be read ({error})") from None
+        if labels.shape != (entry["documents"],):
+            raise _damaged(path, f"holds {labels.size} labels for {entry['documents']} documents")
+        out[split] = labels if entry["documents"] else None
     return out
 
 

@@ -9,9 +9,11 @@
   on the pooled `[CLS]` output. Over prepared shards its examples are streamed.
 - `mlm_nsp`: the NSP pairs, masked as for MLM, and the sum of both losses (BERT's
   original pretraining).
-Masks are drawn once, seeded, when the data is adapted (static masking), by keras-hub's
-generator, which cannot be seeded per example: `mlm` and `mlm_nsp` build their examples
-in memory.
+Masks are static (the same every epoch) and drawn per example (`MaskedExamples`:
+keras-hub's generator with Python's `random` seeded by (seed, split, example number)), so
+over prepared shards all three objectives stream their examples a batch at a time, and a
+resumed run's batches are those of an uninterrupted one; in memory (`data.stream: false`)
+the same examples are built as arrays.
 """
 
 from __future__ import annotations
@@ -20,18 +22,20 @@ import math
 from typing import Any
 
 import numpy as np
-from kplug_sequence.causal_lm import sliding_windows, token_stream
+from kplug_sequence.causal_lm import token_stream
 from kplug_text.token_shards import TokenDocuments
 from pydantic import Field, PositiveInt
 
 import kplug
 from kplug_transformers.encoder_objective import EncoderObjective, crossentropy
-from kplug_transformers.packing import document_tokens, pack, special_id
+from kplug_transformers.masked_examples import MaskedExamples
+from kplug_transformers.packed_windows import PackedWindows
+from kplug_transformers.packing import document_tokens, special_id
 from kplug_transformers.sentence_pairs import SentencePairs, joined
 
 
 class MaskedLMConfig(kplug.Config):
-    sequence_length: PositiveInt = Field(64, description="tokens per example, [CLS]/[SEP] included")
+    sequence_length: int = Field(64, ge=3, description="tokens per example, [CLS]/[SEP] included")
     mask_selection_rate: float = Field(0.15, gt=0.0, lt=1.0, description="tokens selected")
     mask_token_rate: float = Field(0.8, ge=0.0, le=1.0, description="selected -> [MASK]")
     random_token_rate: float = Field(0.1, ge=0.0, le=1.0, description="selected -> random")
@@ -55,34 +59,35 @@ class MaskedLM(EncoderObjective):
     uses_mlm, uses_nsp = True, False
 
     def examples(self, split: Any, index: int, ctx: kplug.RunContext):
-        x, y = self.unmasked(split, index, ctx)
-        if x is None:
+        """Over prepared shards, the examples as an object the input pipeline gathers a
+        batch at a time; in memory, the same examples as arrays."""
+        source = self.unmasked(split[0], index, ctx)
+        if not len(source):
             return None
         if self.uses_mlm:
-            x, y["mlm"] = self.mask(x)
-        return x, y
+            source = MaskedExamples(source, self.mask_generator(), seed=(ctx.seed, index))
+        if isinstance(split[0], TokenDocuments):
+            return source
+        return source.gather(np.arange(len(source)))
 
-    def unmasked(self, split: Any, index: int, ctx: kplug.RunContext):
+    def unmasked(self, documents: Any, index: int, ctx: kplug.RunContext) -> PackedWindows:
+        """`[CLS] window [SEP]` over the documents joined with `[SEP]` (the memory-mapped
+        shard when it holds that stream)."""
         cls = special_id(self.tokenizer, "[CLS]", self.name)
         sep = special_id(self.tokenizer, "[SEP]", self.name)
-        windows = sliding_windows(
-            token_stream(split[0], sep), self.sequence_length - 2, self.sequence_length - 2
-        )
-        if not len(windows):
-            return None, None
-        return pack(list(windows), None, self.sequence_length, cls, sep), {}
+        if isinstance(documents, TokenDocuments) and documents.end_id == sep:
+            stream = documents.stream()
+        else:
+            stream = token_stream(documents, sep)
+        return PackedWindows(stream, self.sequence_length - 2, cls, sep)
 
-    def mask(self, x: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """Select and corrupt tokens with keras-hub's generator; `mask_ids` (the targets)
-        are 0 at unused selection slots, which the loss ignores.
-
-        Called eagerly on NumPy arrays, the generator takes its pure-Python path (keras-hub
-        >= 0.32; Python's `random`, which the run's seed sets) on every backend, with or
-        without TensorFlow: the same masks on both installs."""
+    def mask_generator(self) -> Any:
+        """keras-hub's generator with this objective's rates; `mask_ids` (the targets) are
+        0 at unused selection slots, which the loss ignores."""
         from keras_hub.layers import MaskedLMMaskGenerator
 
         c = self.config
-        generator = MaskedLMMaskGenerator(
+        return MaskedLMMaskGenerator(
             vocabulary_size=self.vocabulary_size,
             mask_selection_rate=c.mask_selection_rate,
             mask_token_id=special_id(self.tokenizer, "[MASK]", self.name),
@@ -95,15 +100,6 @@ class MaskedLM(EncoderObjective):
             mask_token_rate=c.mask_token_rate,
             random_token_rate=c.random_token_rate,
         )
-        out = generator(np.asarray(x["token_ids"]))
-        # The generator answers in the backend's tensors (TensorFlow or JAX): np.asarray
-        # reads either.
-        masked = {
-            **x,
-            "token_ids": np.asarray(out["token_ids"]).astype(np.int32),
-            "mask_positions": np.asarray(out["mask_positions"]).astype(np.int32),
-        }
-        return masked, np.asarray(out["mask_ids"]).astype(np.int32)
 
     @property
     def selection_length(self) -> int:
@@ -191,21 +187,10 @@ class NextSentence(MaskedLM):
     monitor = "val_loss"
     uses_mlm, uses_nsp = False, True
 
-    def examples(self, split: Any, index: int, ctx: kplug.RunContext):
-        if not self.uses_mlm and isinstance(split[0], TokenDocuments):
-            pairs = self.pairs(split[0], index, ctx)  # streamed from the shards
-            return pairs if len(pairs) else None
-        return super().examples(split, index, ctx)
-
-    def unmasked(self, split: Any, index: int, ctx: kplug.RunContext):
-        documents = split[0]
+    def unmasked(self, documents: Any, index: int, ctx: kplug.RunContext) -> SentencePairs:
         if not isinstance(documents, TokenDocuments):
             documents = joined(document_tokens(documents))
-        pairs = self.pairs(documents, index, ctx)
-        if not len(pairs):
-            return None, None
-        x, y = pairs.gather(np.arange(len(pairs)))
-        return x, (y if self.uses_nsp else {})
+        return self.pairs(documents, index, ctx)
 
     def pairs(self, documents: TokenDocuments, index: int, ctx: kplug.RunContext):
         segment = (self.sequence_length - 3) // 2

@@ -14,9 +14,9 @@ import yaml
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from kplug import KplugError, load_recipe, yamlio
+from kplug import KplugError, load_recipe
 from kplug.plugins import registry
-from kplug.recipe import TOP_LEVEL, Recipe, parse_override
+from kplug.recipe import TOP_LEVEL, Recipe, parse_override, yamlio
 from kplug.training.options import RUN_NAME_PATTERN
 from kplug.training.plan import plan
 

@@ -19,7 +19,7 @@ from kplug_sequence.causal_lm import CausalLM, CausalLMConfig, token_stream
 from kplug_text import preparation
 from kplug_text.cleaners import fix_text
 from kplug_text.text_files import TextFilesConfig, document_source
-from kplug_text.token_shards import TokenDocuments, TokenWindows
+from kplug_text.token_shards import PaddedDocuments, TokenDocuments, TokenWindows
 
 import kplug
 from kplug import testing
@@ -130,11 +130,58 @@ def test_parallel_workers_prepare_what_the_in_memory_path_gives(cache, tmp_path)
     for split in ("train", "validation", "test"):
         got, want = getattr(parallel, split)[0], getattr(in_memory, split)[0]
         assert [d.tolist() for d in got] == [d.tolist() for d in want]
-    # workers do not change the result, so they are not part of the key: reused
-    again = load({**data, "workers": 1})
+    # workers (and stream: true, the default's preparation) do not change the result, so
+    # they are not part of the key: reused
+    again = load({**data, "workers": 1, "stream": True})
     assert again.report["prepared"]["reused"] is True
     assert again.report["prepared"]["key"] == parallel.report["prepared"]["key"]
     assert preparation.PREPARATIONS["count"] == before + 1
+
+
+def labelled_corpus(path: Path, documents: int = 200) -> Path:
+    """`corpus` with a label (and skipped "-" labels) on every record."""
+    corpus(path, documents)
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    labels = ["pos", "neg", "neutral", "-"]
+    path.write_text("".join(json.dumps({**r, "label": labels[i % 7 % 4]}) + "\n"
+                            for i, r in enumerate(records)), encoding="utf-8")  # fmt: skip
+    return path
+
+
+def test_labelled_text_prepares_the_padded_documents_and_labels_of_the_in_memory_path(
+    cache, tmp_path
+):
+    path = labelled_corpus(tmp_path / "labelled.jsonl")
+    data = {"name": "text_files", "path": str(path), "label_column": "label",
+            "skip_labels": ["-"], "clean": LM_CLEAN, "workers": 2,
+            "tokenizer": {"name": "bpe", "vocab_size": 300}}  # fmt: skip
+    streamed, in_memory = load({**data, "stream": True}), load(data)
+    assert load({**data, "stream": None}).report.get("prepared") is None  # null: in memory
+    assert streamed.report["prepared"]["reused"] is False
+    assert streamed.report["skipped_labels"] == in_memory.report["skipped_labels"]
+    assert streamed.report["skipped_labels"]["-"] > 0
+    assert streamed.report["documents"] == in_memory.report["documents"]
+    assert in_memory.report["cleaning"][2]["documents_removed"] > 0  # dedup drops labels too
+    assert streamed.spec.class_names == in_memory.spec.class_names == ["neg", "neutral", "pos"]
+    assert streamed.spec.input_shape == in_memory.spec.input_shape
+    assert streamed.spec.extras["text_form"] == "padded"
+    for split in ("train", "validation", "test"):
+        (x, y), (want_x, want_y) = getattr(streamed, split), getattr(in_memory, split)
+        assert isinstance(x, PaddedDocuments) and x.shape == want_x.shape
+        assert np.array_equal(np.asarray(x), want_x) and np.array_equal(y, want_y)
+        assert np.array_equal(x[[3, 1]], want_x[[3, 1]]) and np.array_equal(x[-1], want_x[-1])
+    cut = load({**data, "stream": True, "sequence_length": 7})
+    assert cut.spec.input_shape == (7,)
+    assert np.array_equal(np.asarray(cut.train[0]), np.asarray(streamed.train[0])[:, :7])
+
+
+def test_a_label_column_on_txt_files_is_refused_when_streamed(cache, tmp_path):
+    (tmp_path / "a.txt").write_text("some text to classify\n")
+    data = {"name": "text_files", "path": str(tmp_path / "a.txt"), "label_column": "label",
+            "stream": True, "tokenizer": {"name": "char"}}  # fmt: skip
+    with pytest.raises(kplug.DataError, match=r"a\.txt: \.txt files have no columns"):
+        load(data)
+    assert not [p for p in cache.iterdir() if not p.name.startswith(".lock-")]
 
 
 def test_a_changed_source_file_is_a_new_key_and_list_and_clear_manage_the_cache(
@@ -295,6 +342,25 @@ def test_a_corrupt_shard_found_at_training_time(cache, write, tmp_path, capsys):
     testing.assert_main_user_error(capsys, ["run", str(recipe), "--runs-dir",
                                             str(tmp_path / "runs")],
                                    str(tokens), "damaged", "kplug data --clear")  # fmt: skip
+
+
+def test_a_corrupt_labels_file_found_when_the_data_is_opened(cache, write, tmp_path, capsys):
+    path = labelled_corpus(tmp_path / "labelled.jsonl", documents=40)
+    recipe = write("labelled.yaml", f"""\
+name: labelled
+data: {{name: text_files, path: {path}, label_column: label, stream: true,
+       tokenizer: {{name: char}}}}
+model: {{name: rnn}}
+objective: {{name: classification}}
+""")  # fmt: skip
+    assert main(["data", str(recipe)]) == 0
+    (labels,) = cache.glob("*/train.labels.npy")
+    data = bytearray(labels.read_bytes())
+    data[-1] ^= 0x01
+    labels.write_bytes(bytes(data))
+    capsys.readouterr()
+    testing.assert_main_user_error(capsys, ["data", str(recipe)], str(labels), "damaged",
+                                   "kplug data --clear")  # fmt: skip
 
 
 def test_progress_is_plain_periodic_lines_when_not_on_a_terminal(caplog):

@@ -123,29 +123,65 @@ def masked_lm_objective(rates=None):
 
 
 def test_masking_selects_15_percent_and_corrupts_80_10_10():
-    import keras
+    from kplug_transformers.masked_examples import MaskedExamples
 
-    keras.utils.set_random_seed(0)
     objective = masked_lm_objective()
     documents = np.empty(1, dtype=object)
     documents[0] = np.random.default_rng(0).integers(10, 1000, 64 * 400).astype(np.int32)
-    original, _ = objective.unmasked((documents, None), 0, None)
-    x, targets = objective.mask(original)
-    positions, ids = x["mask_positions"], x["token_ids"]
+    windows = objective.unmasked(documents, 0, None)
+    original, _ = windows.gather(np.arange(len(windows)))
+    masked = MaskedExamples(windows, objective.mask_generator(), seed=(0, 0))
+    x, y = masked.gather(np.arange(len(masked)))
+    positions, ids, targets = x["mask_positions"], x["token_ids"], y["mlm"]
     selected = targets != 0
     rows = np.nonzero(selected)[0]
     cols = positions[selected]
-    assert 0.14 < selected.sum() / (400 * 64) < 0.16
+    assert len(masked) == 400 and 0.14 < selected.sum() / (400 * 64) < 0.16
     # Targets are the original tokens; [CLS]/[SEP]/padding are never selected.
     assert np.array_equal(original["token_ids"][rows, cols], targets[selected])
     assert not np.isin(original["token_ids"][rows, cols], [0, 2, 3]).any()
     now = ids[rows, cols]
-    masked = (now == 4).mean()
+    masked_share = (now == 4).mean()
     kept = (now == targets[selected]).mean()
-    assert 0.77 < masked < 0.83 and 0.08 < kept < 0.13
+    assert 0.77 < masked_share < 0.83 and 0.08 < kept < 0.13
     unselected = np.ones_like(ids, bool)
     unselected[rows, cols] = False
     assert np.array_equal(ids[unselected], original["token_ids"][unselected])
+
+
+def test_an_example_mask_depends_on_its_index_and_seed_only():
+    import random
+
+    from kplug_transformers.masked_examples import MaskedExamples
+
+    objective = masked_lm_objective()
+    documents = np.empty(1, dtype=object)
+    documents[0] = np.random.default_rng(1).integers(10, 1000, 64 * 20).astype(np.int32)
+    windows = objective.unmasked(documents, 0, None)
+    masked = MaskedExamples(windows, objective.mask_generator(), seed=(5, 0))
+    x, y = masked.gather(np.arange(len(masked)))
+    random.seed(123)  # the run's own Python random: neither changes the masks nor is changed
+    expected_draw = random.random()
+    random.seed(123)
+    some = np.array([7, 3, 19, 7])
+    again, again_y = masked.gather(some)
+    assert random.random() == expected_draw
+    assert all(np.array_equal(again[k], x[k][some]) for k in x)
+    assert np.array_equal(again_y["mlm"], y["mlm"][some])
+    assert np.array_equal(masked.take(4).gather(np.arange(4))[1]["mlm"], y["mlm"][:4])
+    other = MaskedExamples(windows, objective.mask_generator(), seed=(6, 0))
+    assert not np.array_equal(other.gather(np.arange(len(other)))[1]["mlm"], y["mlm"])
+
+
+def test_mlm_refuses_a_sequence_length_without_room_for_a_token(write, capsys):
+    recipe = write("short.yaml", """\
+name: short-mlm
+data: {name: pydoc_corpus, limit: 5, tokenizer: {name: wordpiece, vocab_size: 300}}
+model: {name: bert}
+objective: {name: mlm, sequence_length: 2}
+""")  # fmt: skip
+    testing.assert_main_user_error(capsys, ["validate", str(recipe)], "objective.sequence_length",
+                                   "greater than or equal to 3")  # fmt: skip
 
 
 def test_sparse_crossentropy_smoothing_matches_keras_one_hot_and_ignores_a_class():

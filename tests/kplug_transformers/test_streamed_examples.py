@@ -4,10 +4,14 @@ the input pipeline the batches, of the same examples built in memory."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
+from kplug_distribute.array_batches import array_batches
 from kplug_distribute.input_pipeline import make_dataset
+from kplug_transformers.masked_examples import MaskedExamples
+from kplug_transformers.packed_documents import PackedDocuments
 from kplug_transformers.sentence_pairs import SentencePairs
 from kplug_transformers.seq2seq import SegmentPairs
 
@@ -49,8 +53,9 @@ def assert_same_examples(streamed, in_memory):
             assert np.array_equal(x[key], want[0][key]), (split, key)
         if isinstance(y, dict):
             assert y.keys() == want[1].keys()
-            y, want = y["nsp"], (None, want[1]["nsp"])
-        assert np.array_equal(y, want[1]), split
+            assert all(np.array_equal(y[k], want[1][k]) for k in y), split
+        else:
+            assert np.array_equal(y, want[1]), split
 
 
 def first_batches(split, count: int = 3) -> list:
@@ -85,3 +90,44 @@ def test_nsp_streams_the_pairs_it_builds_in_memory(data):
     (x, y), (want_x, want_y) = first_batches(streamed.train, 1) + first_batches(in_memory.train, 1)
     assert all(np.array_equal(x[k], want_x[k]) for k in x)
     assert np.array_equal(y["nsp"], want_y["nsp"])
+
+
+@pytest.mark.parametrize("name", ["mlm", "mlm_nsp"])
+def test_masked_objectives_stream_the_masked_examples_they_build_in_memory(data, name):
+    objective = {"name": name, "sequence_length": 16}
+    streamed = adapted(data, objective, "bert", stream=True, tokenizer=WORDPIECE)
+    in_memory = adapted(data, objective, "bert", stream=False, tokenizer=WORDPIECE)
+    assert isinstance(streamed.train, MaskedExamples)
+    assert streamed.report[name] == in_memory.report[name]
+    assert_same_examples(streamed, in_memory)
+    x, y = streamed.validation.gather(np.arange(len(streamed.validation)))
+    selected = y["mlm"] != 0
+    assert 0.1 < selected.sum() / (x["padding_mask"].sum() - 2 * len(selected)) < 0.2
+    (x, y), (want_x, want_y) = first_batches(streamed.train, 1) + first_batches(in_memory.train, 1)
+    assert x.keys() == want_x.keys() and y.keys() == want_y.keys()
+    assert all(np.array_equal(x[k], want_x[k]) for k in x)
+    assert all(np.array_equal(y[k], want_y[k]) for k in y)
+    # without TensorFlow: the PyDataset of NumPy splits gathers the streamed one alike
+    options = {"batch_size": 8, "training": True, "seed": 5, "start_step": 2}
+    x, y = array_batches(streamed.train, **options)[3]
+    want_x, want_y = array_batches(in_memory.train, **options)[3]
+    assert all(np.array_equal(x[k], want_x[k]) for k in x)
+    assert all(np.array_equal(y[k], want_y[k]) for k in y)
+
+
+def test_text_classification_streams_the_labelled_examples_it_builds_in_memory(data, tmp_path):
+    records = [json.loads(line) for line in Path(data["path"]).read_text().splitlines()]
+    path = tmp_path / "labelled.jsonl"
+    path.write_text("".join(json.dumps({**r, "label": "ab"[len(r["text"]) % 2]}) + "\n"
+                            for r in records), encoding="utf-8")  # fmt: skip
+    labelled = {**data, "path": str(path), "label_column": "label", "tokenizer": WORDPIECE}
+    objective = {"name": "text_classification", "sequence_length": 40}
+    streamed = adapted(labelled, objective, "bert", stream=True)
+    in_memory = adapted(labelled, objective, "bert", stream=False)
+    assert isinstance(streamed.train, PackedDocuments)
+    assert streamed.report["text_classification"] == in_memory.report["text_classification"]
+    assert streamed.spec.num_classes == in_memory.spec.num_classes == 2
+    assert_same_examples(streamed, in_memory)
+    (x, y), (want_x, want_y) = first_batches(streamed.train, 1) + first_batches(in_memory.train, 1)
+    assert all(np.array_equal(x[k], want_x[k]) for k in x) and np.array_equal(y, want_y)
+    assert len(streamed.train.take(5)) == 5

@@ -1,23 +1,24 @@
-"""Recipes: YAML files turned into validated `Recipe` objects.
+"""The validated `Recipe`, and its validation against a component registry.
 
-Precedence, lowest first: component defaults < `extends:` base < the recipe < command-line
-overrides (`key.sub=value`, `~key.sub` deletes). Every problem is collected and reported
-at once with its file, line and key path.
+Every problem is collected and reported at once, each with the file and line (or the
+command-line override) of the nearest key that set it. Validation fires no hook:
+`kplug.load_recipe` tells the plugins (`recipe_loaded`).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from kplug import yamlio
 from kplug.config import Config, component_kind, component_kind_is_list
 from kplug.errors import PluginError, RecipeError, UnknownComponentError, unknown_name_message
+from kplug.recipe import yamlio
+from kplug.recipe.overrides import COMMAND_LINE, Origin, apply_overrides, copy_data
 from kplug.registry import BACKENDS, Registry
 from kplug.training.options import (
     RUN_NAME_PATTERN,
@@ -47,15 +48,6 @@ REQUIRED = ("data", "model", "objective")
 # The strategy a recipe without `strategy:` gets: plain Keras `fit` on one device, which an
 # essential plugin (one that cannot be disabled) registers; see docs/plugins.md.
 DEFAULT_SECTIONS = {"strategy": {"name": "default"}}
-
-Origin = str  # "file:line" or "command line: key=value"
-COMMAND_LINE = "command line: "
-
-# A recipe is a page of settings: refuse files and `extends:` graphs far beyond that
-# before parsing them, and override keys deeper than any section.
-MAX_RECIPE_BYTES = 1 << 20
-MAX_RECIPE_FILES = 64
-MAX_KEY_DEPTH = 32
 
 
 @dataclass(frozen=True)
@@ -179,259 +171,8 @@ class Recipe:
         """Validate a recipe given as data (already merged with its `extends` base) against
         `registry`, the component registry. Fires no hook (`kplug.load_recipe` does)."""
         origins: dict[tuple, Origin] = dict(lines or {})
-        merged = apply_overrides(_copy(dict(data)), overrides, origins)
+        merged = apply_overrides(copy_data(dict(data)), overrides, origins)
         return _validate(merged, origins, source, registry)
-
-
-# ---------------------------------------------------------------------------------------
-# Loading: files, `extends`, overrides
-# ---------------------------------------------------------------------------------------
-
-
-def load_recipe(
-    path: str | os.PathLike, overrides: Iterable[str] = (), *, registry: Registry
-) -> Recipe:
-    """Load, merge, override and validate a recipe file (fires no hook).
-
-    Args:
-        path: the YAML file.
-        overrides: `key.sub=value` and `~key.sub` strings, applied last.
-        registry: the component registry to validate against.
-
-    Raises:
-        RecipeError: listing every problem, each with file:line and key path.
-    """
-    origins: dict[tuple, Origin] = {}
-    data = _load_file(Path(path), origins, chain=(), loaded={})
-    return Recipe.from_dict(
-        data, source=str(path), overrides=overrides, registry=registry, lines=origins
-    )
-
-
-def _load_file(
-    path: Path, origins: dict[tuple, Origin], chain: tuple[Path, ...], loaded: dict
-) -> dict:
-    """One recipe file merged over its `extends:` bases. `loaded` holds each file already
-    read in this load (a base that several recipes of the graph extend is read once)."""
-    shown = str(path)
-    if not path.exists():
-        raise RecipeError(f"recipe file not found: {shown} (check the path; cwd is {os.getcwd()})")
-    if not path.is_file():
-        raise RecipeError(f"{shown} is not a file: give the path of a recipe YAML file.")
-    resolved = path.resolve()
-    if resolved in chain:
-        cycle = " -> ".join(str(p) for p in (*chain, resolved))
-        raise RecipeError(f"{shown}: the recipe extends itself ({cycle}); remove the cycle.")
-    if resolved in loaded:
-        data, file_origins = loaded[resolved]
-        origins.update(file_origins)
-        return _copy(data)
-    if len(loaded) + len(chain) >= MAX_RECIPE_FILES:
-        raise RecipeError(
-            f"{shown}: recipe too large: its `extends:` graph names more than "
-            f"{MAX_RECIPE_FILES} files; a recipe extends a few bases."
-        )
-    mine: dict[tuple, Origin] = {}
-    data = _read_recipe_file(path, shown, mine, chain + (resolved,), loaded)
-    loaded[resolved] = (data, mine)
-    origins.update(mine)
-    return _copy(data)
-
-
-def _read_recipe_file(
-    path: Path, shown: str, origins: dict[tuple, Origin], chain: tuple[Path, ...], loaded: dict
-) -> dict:
-    try:
-        if path.stat().st_size > MAX_RECIPE_BYTES:
-            raise RecipeError(
-                f"{shown}: recipe too large ({path.stat().st_size:,} bytes; at most "
-                f"{MAX_RECIPE_BYTES:,}); a recipe is a page of settings."
-            )
-        raw = path.read_bytes()
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise RecipeError(
-            f"{shown}: not UTF-8 text (byte {error.start}); save the recipe as UTF-8."
-        ) from None
-    except OSError as error:
-        raise RecipeError(f"{shown}: cannot read the recipe: {error.strerror}") from None
-    if "\x00" in text:
-        raise RecipeError(f"{shown}: binary data, not a YAML recipe.")
-    data, lines = yamlio.parse(text, shown)
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise RecipeError(
-            f"{shown}:1: a recipe is a mapping of sections (data:, model:, ...), "
-            f"not a {type(data).__name__}."
-        )
-    here = {p: f"{shown}:{line}" for p, line in lines.items()}
-    base_ref = data.pop("extends", None)
-    if base_ref is None:
-        origins.update(here)
-        return data
-    refs = base_ref if isinstance(base_ref, list) else [base_ref]
-    merged: dict = {}
-    for ref in refs:
-        if not isinstance(ref, str) or not ref:
-            raise RecipeError(f"{here[('extends',)]}: extends: give a recipe path (a string).")
-        base_path = Path(ref) if Path(ref).is_absolute() else path.parent / ref
-        if not base_path.exists():
-            raise RecipeError(
-                f"{here[('extends',)]}: extends: base recipe {ref!r} not found "
-                f"(looked for {base_path})."
-            )
-        base = _load_file(base_path, origins, chain, loaded)
-        merged = merge(merged, base)
-    origins.update(here)
-    return merge(merged, data)
-
-
-def merge(base: dict, top: dict) -> dict:
-    """Deep-merge `top` over `base`. A section whose component `name` changes is replaced
-    whole: parameters of a different component never leak into it."""
-    out = dict(base)
-    for key, value in top.items():
-        old = out.get(key)
-        if (
-            isinstance(old, dict)
-            and isinstance(value, dict)
-            and not ("name" in value and "name" in old and value["name"] != old["name"])
-        ):
-            out[key] = merge(old, value)
-        else:
-            out[key] = value
-    return out
-
-
-def parse_override(text: str) -> tuple[str, tuple[str | int, ...], Any]:
-    """Parse `a.b=value` (set) or `~a.b` (delete) into (op, path, value)."""
-    if text.startswith("~"):
-        op, body, value = "delete", text[1:], None
-        if "=" in body:
-            raise RecipeError(f"override {text!r}: `~key` deletes a key and takes no value.")
-    elif "=" in text:
-        op = "set"
-        body, raw_value = text.split("=", 1)
-        value = yamlio.parse_value(raw_value, f"override {text!r}")
-    else:
-        raise RecipeError(
-            f"override {text!r}: write key=value (for example train.epochs=3) or ~key to delete."
-        )
-    parts = body.strip().split(".")
-    if not body.strip() or any(not p.strip() for p in parts):
-        raise RecipeError(f"override {text[:200]!r}: the key is empty or has an empty part.")
-    if len(parts) > MAX_KEY_DEPTH:
-        raise RecipeError(
-            f"override {text[:80]!r}...: the key is nested too deeply ({len(parts)} levels; "
-            f"recipe keys have at most {MAX_KEY_DEPTH})."
-        )
-    # Only ASCII digits index a list: `²`.isdigit() is true, but int() refuses it.
-    path = tuple(int(p) if p.isascii() and p.isdigit() else p for p in parts)
-    return op, path, value
-
-
-def apply_overrides(
-    data: dict, overrides: Iterable[str], origins: dict[tuple, Origin] | None = None
-) -> dict:
-    """Apply command-line overrides to recipe data (in place) and return it."""
-    origins = origins if origins is not None else {}
-    for text in overrides:
-        op, path, value = parse_override(text)
-        if path[0] == "extends":
-            raise RecipeError(f"override {text!r}: `extends` can only be set in the recipe file.")
-        path = _dotted_keys(data, path)
-        parent = data
-        for depth, part in enumerate(path[:-1]):
-            child = _child(parent, part, text, path[: depth + 1], create=op == "set")
-            parent = child
-        last = path[-1]
-        if op == "delete":
-            if isinstance(parent, dict) and last in parent:
-                del parent[last]
-            elif isinstance(parent, list) and isinstance(last, int) and last < len(parent):
-                parent.pop(last)
-            else:
-                raise RecipeError(
-                    f"override {text!r}: {yamlio.dotted(path)} is not in the recipe; "
-                    "nothing to delete."
-                )
-            continue
-        if isinstance(parent, list):
-            if not isinstance(last, int) or last > len(parent):
-                raise RecipeError(
-                    f"override {text!r}: {yamlio.dotted(path[:-1])} is a list of "
-                    f"{len(parent)}; index it with 0..{len(parent)}."
-                )
-            if last == len(parent):
-                parent.append(value)
-            else:
-                parent[last] = value
-        elif isinstance(parent, dict):
-            parent[last] = value
-        else:
-            raise RecipeError(
-                f"override {text!r}: {yamlio.dotted(path[:-1])} is a "
-                f"{type(parent).__name__}, not a section; it has no key {last!r}."
-            )
-        for key in [k for k in origins if k[: len(path)] == path]:
-            del origins[key]
-        for n in range(1, len(path) + 1):  # keys this override created come from it too
-            origins.setdefault(path[:n], COMMAND_LINE + text)
-        origins[path] = COMMAND_LINE + text
-    return data
-
-
-def _dotted_keys(data: dict, path: tuple) -> tuple:
-    """`path` with the parts that name one dotted key joined: in a mapping whose keys are
-    recipe keys (`search.space: {optimizer.learning_rate: [...]}`), the rest of the
-    override's key is one key when that key exists or the mapping's keys have dots."""
-    parent: Any = data
-    for depth, part in enumerate(path[:-1]):
-        if not isinstance(parent, dict):
-            break
-        rest = ".".join(map(str, path[depth:]))
-        if rest in parent or any("." in str(key) for key in parent):
-            return (*path[:depth], rest)
-        parent = parent.get(part) if not isinstance(part, int) else None
-    return path
-
-
-def _child(parent: Any, part: str | int, text: str, path: tuple, *, create: bool) -> Any:
-    listed = isinstance(parent, list) and isinstance(part, int) and part < len(parent)
-    if listed and isinstance(parent[part], str):  # a component by bare name takes parameters
-        parent[part] = {"name": parent[part]}
-    if isinstance(parent, dict):
-        if part not in parent:
-            if not create:
-                raise RecipeError(f"override {text!r}: {yamlio.dotted(path)} is not in the recipe.")
-            parent[part] = {}
-        return parent[part]
-    if isinstance(parent, list) and isinstance(part, int):
-        if part == len(parent) and create:
-            parent.append({})
-        if part >= len(parent):
-            raise RecipeError(
-                f"override {text!r}: {yamlio.dotted(path[:-1])} has {len(parent)} entries; "
-                f"there is no index {part}."
-            )
-        return parent[part]
-    raise RecipeError(
-        f"override {text!r}: {yamlio.dotted(path[:-1])} is not a section; it has no key {part!r}."
-    )
-
-
-def _copy(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy(v) for v in value]
-    return value
-
-
-# ---------------------------------------------------------------------------------------
-# Validation
-# ---------------------------------------------------------------------------------------
 
 
 class _Problems:
@@ -573,8 +314,6 @@ def _plugin_sections(
 
 
 def _valid_run_name(name: str) -> bool:
-    import re
-
     return bool(re.fullmatch(RUN_NAME_PATTERN, name)) and ".." not in name
 
 
