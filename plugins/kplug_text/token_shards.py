@@ -208,14 +208,26 @@ class PaddedDocuments:
         return out if dtype is None else out.astype(dtype)
 
 
-class TokenWindows:
+class IndexedExamples:
+    """Examples read by index, a batch at a time: `gather(indices)` gives the `(x, y)` of
+    those examples, `take(n)` the first `n`, `output_signature` their shapes and dtypes;
+    subclasses set `count`. The input pipeline (kplug_distribute's `make_dataset`) treats
+    such an object like NumPy arrays: it shuffles example indices, seeded per epoch, and
+    gathers a batch at a time, so the batches, and a checkpoint's position in them, are
+    those of the same examples held in memory."""
+
+    count: int
+
+    def __len__(self) -> int:
+        return self.count
+
+    def cardinality(self) -> int:
+        return self.count
+
+
+class TokenWindows(IndexedExamples):
     """A streamed split of windows over a token stream: window `i` is `stream[i * stride :
     i * stride + length + 1]`, giving `x = window[:-1]` and `y = window[1:]`.
-
-    The input pipeline (kplug_distribute's `make_dataset`) treats an object with
-    `gather` like NumPy arrays: it shuffles window indices, seeded per epoch, and gathers
-    a batch at a time, so the batches, and a checkpoint's position in them, are those of
-    the same windows held in memory.
 
     Args:
         stream: int token ids (a memmap slice).
@@ -228,12 +240,6 @@ class TokenWindows:
         fits = (len(stream) - (length + 1)) // stride + 1 if len(stream) > length else 0
         self.count = fits if count is None else min(count, fits)
         self.output_signature = (((length,), "int32"), ((length,), "int32"))
-
-    def __len__(self) -> int:
-        return self.count
-
-    def cardinality(self) -> int:
-        return self.count
 
     def take(self, n: int) -> TokenWindows:
         return TokenWindows(self.stream, self.length, self.stride, min(n, self.count))

@@ -9,13 +9,14 @@ import threading
 from typing import Any
 
 import numpy as np
+from kplug_text.token_shards import IndexedExamples
 
 # The generator draws from Python's global `random`, which `mask_example` seeds for one
 # example at a time; the input pipeline gathers batches in several threads at once.
 _PYTHON_RANDOM = threading.Lock()
 
 
-class MaskedExamples:
+class MaskedExamples(IndexedExamples):
     """The examples of `source` (packed windows or sentence pairs) with BERT's masking:
     keras-hub's `MaskedLMMaskGenerator` (selection rate, 80/10/10 mask/random/keep, special
     tokens never selected, at most `selection_length` per example) masks example `i` with
@@ -35,17 +36,12 @@ class MaskedExamples:
 
     def __init__(self, source: Any, generator: Any, seed: tuple[int, ...]):
         self.source, self.generator, self.seed = source, generator, tuple(seed)
+        self.count = len(source)
         self.selection_length = int(generator.mask_selection_length)
         inputs, labels = source.output_signature
         selected = ((self.selection_length,), "int32")
         self.output_signature = ({**inputs, "mask_positions": selected},
                                  {**labels, "mlm": selected})  # fmt: skip
-
-    def __len__(self) -> int:
-        return len(self.source)
-
-    def cardinality(self) -> int:
-        return len(self.source)
 
     def take(self, n: int) -> MaskedExamples:
         return MaskedExamples(self.source.take(n), self.generator, self.seed)

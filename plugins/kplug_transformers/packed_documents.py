@@ -4,16 +4,16 @@ class, built a batch at a time from labelled documents memory-mapped from the sh
 from __future__ import annotations
 
 import numpy as np
-from kplug_text.token_shards import PaddedDocuments
+from kplug_text.token_shards import IndexedExamples, PaddedDocuments
 
 from kplug_transformers.packing import document_tokens, pack
 
 
-class PackedDocuments:
+class PackedDocuments(IndexedExamples):
     """Example `i` is document `i` packed as in memory (`pack(document_tokens(rows))` of
     its padded row), with its label. Only the labels (4 bytes per document) are held.
 
-    The input pipeline treats it like arrays (see kplug_text's `TokenWindows`): a seeded
+    The input pipeline treats it like arrays (`IndexedExamples`): a seeded
     permutation of example indices per epoch, `gather` per batch, so a step checkpoint's
     (epoch, step) is the exact position.
 
@@ -35,12 +35,6 @@ class PackedDocuments:
             {"token_ids": spec, "segment_ids": spec, "padding_mask": spec},
             ((), "int32"),
         )
-
-    def __len__(self) -> int:
-        return self.count
-
-    def cardinality(self) -> int:
-        return self.count
 
     def take(self, n: int) -> PackedDocuments:
         return PackedDocuments(self.documents, self.labels, self.length, self.cls, self.sep,

@@ -4,15 +4,16 @@ time from a token stream (memory-mapped from the shards, or an array in memory).
 from __future__ import annotations
 
 import numpy as np
+from kplug_text.token_shards import IndexedExamples
 
 from kplug_transformers.packing import pack
 
 
-class PackedWindows:
+class PackedWindows(IndexedExamples):
     """Example `i` is `[CLS] stream[i * window : (i + 1) * window] [SEP]`: the windows of
     `sliding_windows(stream, window, window)`, packed. Nothing but the stream is held.
 
-    The input pipeline treats it like arrays (see kplug_text's `TokenWindows`): a seeded
+    The input pipeline treats it like arrays (`IndexedExamples`): a seeded
     permutation of example indices per epoch, `gather` per batch.
 
     Args:
@@ -32,12 +33,6 @@ class PackedWindows:
             {"token_ids": spec, "segment_ids": spec, "padding_mask": spec},
             {},
         )
-
-    def __len__(self) -> int:
-        return self.count
-
-    def cardinality(self) -> int:
-        return self.count
 
     def take(self, n: int) -> PackedWindows:
         return PackedWindows(self.stream, self.window, self.cls, self.sep, min(n, self.count))

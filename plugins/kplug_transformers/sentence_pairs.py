@@ -4,12 +4,12 @@ be built a batch at a time from memory-mapped documents (streamed) or all at onc
 from __future__ import annotations
 
 import numpy as np
-from kplug_text.token_shards import TokenDocuments
+from kplug_text.token_shards import IndexedExamples, TokenDocuments
 
 from kplug_transformers.packing import pack
 
 
-class SentencePairs:
+class SentencePairs(IndexedExamples):
     """Example `i` is the `i`-th segment that has a successor in its document (documents
     cut into segments of `segment` tokens, in order), paired with that successor (label
     1) or, with probability 1/2, with a segment of another document (label 0), both drawn
@@ -43,12 +43,6 @@ class SentencePairs:
             {"token_ids": spec, "segment_ids": spec, "padding_mask": spec},
             {"nsp": ((), "int32")},
         )
-
-    def __len__(self) -> int:
-        return self.count
-
-    def cardinality(self) -> int:
-        return self.count
 
     def take(self, n: int) -> SentencePairs:
         return SentencePairs(self.documents, self.segment, self.length, self.cls, self.sep,

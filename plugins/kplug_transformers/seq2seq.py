@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from kplug_text.token_shards import TokenDocuments
+from kplug_text.token_shards import IndexedExamples, TokenDocuments
 from pydantic import Field, PositiveInt
 
 import kplug
@@ -105,7 +105,7 @@ class Seq2Seq(kplug.Objective):
         return [MaskedAccuracy(ignore_class=0)]
 
 
-class SegmentPairs:
+class SegmentPairs(IndexedExamples):
     """The seq2seq examples of memory-mapped documents, built a batch at a time: example
     `i` is the `i`-th pair (segment, next segment of the same document) in document order,
     as `Seq2Seq.pairs` lists them. Only one int64 per document stays in memory.
@@ -132,12 +132,6 @@ class SegmentPairs:
         self.count = total if count is None else min(count, total)
         spec = ((length,), "int32")
         self.output_signature = ({"encoder_token_ids": spec, "decoder_token_ids": spec}, spec)
-
-    def __len__(self) -> int:
-        return self.count
-
-    def cardinality(self) -> int:
-        return self.count
 
     def take(self, n: int) -> SegmentPairs:
         return SegmentPairs(self.documents, self.length, self.start, self.end, min(n, self.count))
