@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -115,18 +114,12 @@ class JaxStrategy(kplug.Strategy):
             ) from error
 
     def run_directory(self, runs_root: str | os.PathLike, name: str) -> RunDirectory:
-        """Process 0's run directory (`KPLUG_RUN_DIRECTORY` when `kplug launch` made it);
-        the other processes write into a temporary one, removed when the run ends."""
-        from kplug_distribute.multi_worker_strategy import RUN_DIRECTORY_ENV
+        """Process 0's run directory; the other processes write into a temporary one."""
+        if self.processes.count == 1:
+            return super().run_directory(runs_root, name)
+        from kplug_distribute.multi_worker_strategy import process_run_directory
 
-        if not self.is_chief:
-            prefix = f"kplug-{name}-process{self.processes.index}-"
-            self.temporary_directory = Path(tempfile.mkdtemp(prefix=prefix))
-            return RunDirectory(self.temporary_directory)
-        given = os.environ.get(RUN_DIRECTORY_ENV) if self.processes.count > 1 else None
-        if given:
-            return RunDirectory(given)
-        return super().run_directory(runs_root, name)
+        return process_run_directory(self, runs_root, name, f"process{self.processes.index}")
 
     def _dataset(self, split: Any, batch_size: int, training: bool, **kwargs: Any) -> Any:
         from kplug_distribute.input_pipeline import make_dataset

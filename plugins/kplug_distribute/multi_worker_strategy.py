@@ -38,15 +38,8 @@ class MultiWorkerStrategy(LoopStrategy):
         self.temporary_directory: Path | None = None
 
     def run_directory(self, runs_root: str | os.PathLike, name: str) -> RunDirectory:
-        if not self.is_chief:
-            self.temporary_directory = Path(
-                tempfile.mkdtemp(prefix=f"kplug-{name}-{self.cluster.task.replace(' ', '')}-")
-            )
-            return RunDirectory(self.temporary_directory)
-        given = os.environ.get(RUN_DIRECTORY_ENV)
-        if given:
-            return RunDirectory(given)
-        return super().run_directory(runs_root, name)
+        worker = self.cluster.task.replace(" ", "") if self.cluster else "chief"
+        return process_run_directory(self, runs_root, name, worker)
 
     def extra_callbacks(self, model) -> list[Any]:
         if not self.backup_dir:
@@ -71,3 +64,17 @@ class MultiWorkerStrategy(LoopStrategy):
 
 def backup_dir_from(configured: str | None) -> str | None:
     return configured or os.environ.get(BACKUP_DIR_ENV) or None
+
+
+def process_run_directory(
+    strategy: Any, runs_root: str | os.PathLike, name: str, worker: str
+) -> RunDirectory:
+    """Where one process of a run over several writes: the chief into the run directory
+    (`KPLUG_RUN_DIRECTORY` when `kplug launch` made it, so a restarted chief continues it;
+    else a new one), every other process into a temporary directory, kept in
+    `strategy.temporary_directory` and removed when the run ends (`run_finished`)."""
+    if not strategy.is_chief:
+        strategy.temporary_directory = Path(tempfile.mkdtemp(prefix=f"kplug-{name}-{worker}-"))
+        return RunDirectory(strategy.temporary_directory)
+    given = os.environ.get(RUN_DIRECTORY_ENV)
+    return RunDirectory(given) if given else RunDirectory.create(runs_root, name)
